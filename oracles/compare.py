@@ -1,0 +1,259 @@
+"""The one comparer: subject gradients vs oracle gradients -> :class:`Record`.
+
+Cheap first: where an oracle has a directional-derivative route (numeric oracles), a few random
+projections ⟨∇L, v⟩ are compared before any full gradient is computed; only a failing projection pays
+for full localisation.  Where the oracle's full gradient is as cheap as a projection (autodiff, exact),
+the comparison is always per entry.  Localisation is per parameter block, then per layer's δ.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from oracles.registry import Oracle, OracleOutput, oracles_for
+from oracles.subjects import Subject, call_subject
+from oracles.tolerances import Tolerance, entry_tolerance, relative_error, tolerance_for
+from reference_impl.spec import Array, Case, Params
+from reports.records import Record
+
+N_PROJECTIONS = 3
+HEATMAP_MAX_ENTRIES = 4096
+
+
+@dataclass(frozen=True)
+class BlockResult:
+    name: str
+    passed: bool
+    index: tuple[int, ...]
+    subject_value: float
+    oracle_value: float
+    abs_err: float
+    rel_err: float
+    tolerance: float
+    ratio: float  # abs_err / tolerance at the worst entry: > 1 fails
+
+
+def layer_of(block: str) -> int | None:
+    """``"W3"``/``"b3"``/``"delta3"`` -> 3; blocks that are not a layer's (``"projection"``) -> None."""
+    digits = block.lstrip("Wbdelta")
+    return int(digits) if digits.isdigit() else None
+
+
+def compare_block(
+    name: str, subject: Array, oracle: Array, tolerance: Tolerance, estimate: Array | None = None
+) -> tuple[BlockResult, Array]:
+    """Compare one block entrywise; returns the worst entry and the |Δ| array."""
+    diff = np.abs(subject - oracle)
+    allowed = entry_tolerance(oracle, tolerance, estimate)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(allowed > 0, diff / allowed, np.where(diff > 0, np.inf, 0.0))
+    flat = int(np.argmax(ratio)) if ratio.size else 0
+    index = tuple(int(i) for i in np.unravel_index(flat, ratio.shape)) if ratio.size else ()
+    rel = relative_error(subject, oracle)
+    worst_ratio = float(ratio[index]) if ratio.size else 0.0
+    return (
+        BlockResult(
+            name=name,
+            passed=bool(np.all(ratio <= 1.0)),
+            index=index,
+            subject_value=float(subject[index]) if ratio.size else 0.0,
+            oracle_value=float(oracle[index]) if ratio.size else 0.0,
+            abs_err=float(diff[index]) if ratio.size else 0.0,
+            rel_err=float(rel[index]) if ratio.size else 0.0,
+            tolerance=float(allowed[index]) if ratio.size else 0.0,
+            ratio=worst_ratio,
+        ),
+        diff,
+    )
+
+
+def _block_dict(block: BlockResult) -> dict[str, Any]:
+    return {
+        "verdict": "pass" if block.passed else "fail",
+        "index": list(block.index),
+        "subject": block.subject_value,
+        "oracle": block.oracle_value,
+        "abs_err": block.abs_err,
+        "rel_err": block.rel_err,
+        "tolerance": block.tolerance,
+        "ratio": block.ratio,
+    }
+
+
+def record_from_blocks(
+    case: Case,
+    subject: str,
+    oracle: str,
+    check: str,
+    subject_blocks: Mapping[str, Array],
+    oracle_blocks: Mapping[str, Array],
+    tolerance: Tolerance,
+    estimates: Mapping[str, Array] | None = None,
+    elapsed: float = 0.0,
+) -> Record:
+    """Compare every block, and summarise in one record led by the worst entry."""
+    blocks: list[BlockResult] = []
+    heat: dict[str, list[Any]] = {}
+    for name, oracle_values in oracle_blocks.items():
+        estimate = estimates.get(name) if estimates else None
+        block, diff = compare_block(name, subject_blocks[name], oracle_values, tolerance, estimate)
+        blocks.append(block)
+        if diff.size <= HEATMAP_MAX_ENTRIES:
+            heat[name] = diff.tolist()
+    failing = [b for b in blocks if not b.passed]
+    worst = max(blocks, key=lambda b: b.ratio)
+    # Backprop flows from the output: the deepest failing layer is where the error entered.
+    failing_layers = [layer for layer in (layer_of(b.name) for b in failing) if layer is not None]
+    first_wrong = max(failing_layers, default=None)
+    extra: dict[str, Any] = {"tolerance_note": tolerance.note}
+    if failing:
+        extra["abs_diff"] = heat
+        extra["first_wrong_layer"] = first_wrong
+    return Record(
+        case_id=case.id,
+        case=repr(case),
+        spec=case.spec.to_dict(),
+        subject=subject,
+        oracle=oracle,
+        check=check,
+        verdict="fail" if failing else "pass",
+        category="mismatch" if failing else None,
+        parameter=worst.name,
+        index=list(worst.index),
+        subject_value=worst.subject_value,
+        oracle_value=worst.oracle_value,
+        abs_err=worst.abs_err,
+        rel_err=worst.rel_err,
+        tolerance=worst.tolerance,
+        layer=first_wrong if failing else layer_of(worst.name),
+        message=f"{len(failing)} of {len(blocks)} blocks outside tolerance" if failing else "",
+        elapsed=elapsed,
+        blocks={b.name: _block_dict(b) for b in blocks},
+        extra=extra,
+    )
+
+
+def projection_directions(case: Case, n: int = N_PROJECTIONS) -> list[Params]:
+    """Random, non-uniform directions (never all-ones) drawn from the case's own seed."""
+    rng = np.random.default_rng([case.seed, 0xD1EC])
+    shapes = {name: case.spec.parameter_shape(name) for name in case.spec.parameter_names}
+    return [{name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n)]
+
+
+def projection_record(
+    case: Case, subject: str, oracle: Oracle, subject_grads: Params, tolerance: Tolerance
+) -> tuple[Record, bool]:
+    """⟨g_subject, v⟩ vs the oracle's directional derivative along v, for a few random v."""
+    assert oracle.directional is not None
+    params, X, Y = case.arrays()
+    directions = projection_directions(case)
+    start = time.perf_counter()
+    oracle_values = np.asarray(oracle.directional(case.spec, params, X, Y, directions), dtype=np.float64)
+    subject_values = np.array([sum(float(np.sum(subject_grads[k] * v[k])) for k in v) for v in directions])
+    # The scale of a projection is Σ|g||v|, the size of the terms that were summed.
+    scale = np.array([sum(float(np.sum(np.abs(subject_grads[k] * v[k]))) for k in v) for v in directions])
+    record = record_from_blocks(
+        case,
+        subject,
+        oracle.name,
+        "projection",
+        {"projection": subject_values},
+        {"projection": oracle_values},
+        Tolerance(tolerance.rtol * 10, tolerance.atol, tolerance.estimate_factor, tolerance.note),
+        {"projection": scale * tolerance.rtol * 10},
+        elapsed=time.perf_counter() - start,
+    )
+    return record, not record.failed
+
+
+def protocol_record(
+    case: Case, subject: str, oracle: str, category: str, message: str, parameter: str | None = None
+) -> Record:
+    return Record(
+        case_id=case.id,
+        case=repr(case),
+        spec=case.spec.to_dict(),
+        subject=subject,
+        oracle=oracle,
+        check="protocol",
+        verdict="fail",
+        category=category,
+        parameter=parameter,
+        message=message,
+    )
+
+
+def compare_to_oracle(
+    case: Case,
+    subject_name: str,
+    subject_grads: Params,
+    oracle: Oracle,
+    *,
+    dtype: str = "float64",
+    subject_deltas: Sequence[Array] | None = None,
+) -> list[Record]:
+    """Records for one subject against one oracle: gradients (and δ when both sides expose them)."""
+    tolerance = tolerance_for(oracle.name, dtype)
+    if oracle.directional is not None:
+        record, passed = projection_record(case, subject_name, oracle, subject_grads, tolerance)
+        if passed:
+            return [record]
+    params, X, Y = case.arrays()
+    start = time.perf_counter()
+    try:
+        output: OracleOutput = oracle.evaluate(case.spec, params, X, Y)
+    except Exception as exc:
+        # An oracle that fails is a defect of the suite, reported as such rather than blamed on the subject.
+        return [
+            protocol_record(case, subject_name, oracle.name, "exception", f"oracle failed: {type(exc).__name__}: {exc}")
+        ]
+    elapsed = time.perf_counter() - start
+    records = [
+        record_from_blocks(
+            case, subject_name, oracle.name, "gradient", subject_grads, output.grads, tolerance, output.error, elapsed
+        )
+    ]
+    if subject_deltas is not None and output.deltas is not None:
+        names = [f"delta{layer}" for layer in range(1, len(output.deltas) + 1)]
+        records.append(
+            record_from_blocks(
+                case,
+                subject_name,
+                oracle.name,
+                "delta",
+                dict(zip(names, subject_deltas, strict=True)),
+                dict(zip(names, output.deltas, strict=True)),
+                tolerance,
+            )
+        )
+    return records
+
+
+def check_case(
+    case: Case, subject: Subject, oracle_names: list[str] | None = None, *, dtype: str = "float64"
+) -> list[Record]:
+    """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case."""
+    call = call_subject(subject, case)
+    oracles = oracles_for(case.spec, oracle_names)
+    if call.failure is not None or call.grads is None:
+        failure = call.failure
+        assert failure is not None
+        return [
+            protocol_record(case, subject.name, o.name, failure.category, failure.message, failure.parameter)
+            for o in oracles
+        ]
+    deltas = None
+    if subject.deltas is not None:
+        params, X, Y = case.arrays()
+        deltas = subject.deltas(case.spec, params, X, Y)
+    records: list[Record] = []
+    for oracle in oracles:
+        for record in compare_to_oracle(case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas):
+            record.elapsed += call.elapsed
+            records.append(record)
+    return records

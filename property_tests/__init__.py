@@ -1,0 +1,1 @@
+"""Hypothesis strategies, the planted-bug catalogue and the property suite."""

@@ -1,0 +1,91 @@
+"""``backprop-check``: one entry point, one subcommand module per concern.
+
+Exit codes: 0 everything agrees (or the command ran), 1 problems found, 2 usage or input error.
+Errors are one categorised line on stderr, never a traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from oracles.subjects import SubjectLoadError
+from reference_impl.spec import SpecError
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+# Each module defines ``register(subparsers)``, adding its subcommands with ``func=handler``
+# where ``handler(args) -> int``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "reports.cli_run",
+    "reports.cli_verify",
+    "reports.cli_audit",
+    "reports.cli_mutants",
+)
+
+
+class UsageError(Exception):
+    """Bad flags or input; ``category`` says which kind (usage, input, import, io)."""
+
+    def __init__(self, message: str, category: str = "usage") -> None:
+        super().__init__(message)
+        self.category = category
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backprop-check",
+        description="Check backpropagation implementations against independent oracles.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def _fail(category: str, message: str) -> int:
+    first_line = str(message).strip().splitlines()[0] if str(message).strip() else category
+    print(f"backprop-check: error[{category}]: {first_line}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse already printed its one-line usage error
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("backprop-check: interrupted; every record written so far is kept", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        if isinstance(exc, UsageError):
+            return _fail(exc.category, str(exc))
+        if isinstance(exc, SpecError):
+            return _fail("input", str(exc))
+        if isinstance(exc, SubjectLoadError):
+            return _fail("import", str(exc))
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            return _fail("io", str(exc))
+        return _fail("internal", f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
