@@ -1,0 +1,1 @@
+"""Adapters that put implementations nobody here wrote under the oracles, as subjects."""
