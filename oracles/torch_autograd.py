@@ -26,11 +26,37 @@ def _softplus_exact(z: Tensor) -> Tensor:
     return torch.logaddexp(z, torch.zeros_like(z))
 
 
+def _sigmoid_accurate(z: Tensor) -> Tensor:
+    # torch.sigmoid's backward is y(1 − y), which cancels once y rounds near 1 (relative error ~eps·e^z).
+    # σ(z) = exp(−log(1 + e^{−z})): autograd then yields σ(z)·σ(−z), each factor computed directly.
+    return torch.exp(-torch.logaddexp(torch.zeros_like(z), -z))
+
+
+def _tanh_half(x: Tensor) -> Tensor:
+    """tanh on x ≥ 0 as (1 − e^{−2x})/(1 + e^{−2x}), with the numerator chosen per range.
+
+    Near 0 the numerator must be −expm1(−2x) for an accurate value; away from 0 it must be 1 − e^{−2x},
+    because torch differentiates expm1 as (result + 1), which cancels to 0 as the result tends to −1.
+    """
+    e = torch.exp(-2.0 * x)
+    numerator = torch.where(x < 0.5, -torch.expm1(-2.0 * x), 1.0 - e)
+    return numerator / (1.0 + e)
+
+
+def _tanh_accurate(z: Tensor) -> Tensor:
+    # torch.tanh's backward is 1 − y², which cancels as y → ±1 (relative error ~eps/sech²).  Through this
+    # formulation autograd sums positive terms only (4e^{−2x}/(1 + e^{−2x})² in effect).  The clamps keep
+    # the branch that torch.where discards finite, so its zero gradient cannot turn into inf·0 = NaN.
+    positive = _tanh_half(z.clamp(min=0.0))
+    negative = -_tanh_half((-z).clamp(min=0.0))
+    return torch.where(z >= 0, positive, negative)
+
+
 # Column per example: z is (n, m); softmax normalises over units, i.e. dim 0.
 TORCH_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "identity": lambda z: z,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
+    "sigmoid": _sigmoid_accurate,
+    "tanh": _tanh_accurate,
     "relu": torch.relu,  # autograd gives relu'(0) = 0, the suite's convention
     "leaky_relu": lambda z: F.leaky_relu(z, negative_slope=0.01),  # slope at 0, the convention
     "softplus": _softplus_exact,

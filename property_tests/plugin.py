@@ -1,16 +1,97 @@
-"""pytest plugin (entry point ``pytest11``): inert unless ``--backprop-subject MODULE:ATTR`` is given."""
+"""pytest plugin (entry point ``pytest11``): inert unless ``--backprop-subject MODULE:ATTR`` is given.
+
+With the option, the session gains one test item per loss the subject supports, each running the
+property suite (:func:`property_tests.check.check_subject`) against that subject, and the
+``backprop_subject`` fixture returns the loaded :class:`~oracles.subjects.Subject` for tests of
+one's own.  Without it, the fixture skips and nothing is added.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+
+OPTION = "--backprop-subject"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("backprop-check")
     group.addoption(
-        "--backprop-subject",
+        OPTION,
         action="store",
         default=None,
         metavar="MODULE:ATTR",
         help="run the backprop-check property suite against this gradients function",
     )
+    group.addoption(
+        "--backprop-examples",
+        action="store",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Hypothesis examples per loss for --backprop-subject (default: the active profile's)",
+    )
+
+
+def _target(config: pytest.Config) -> str | None:
+    value = config.getoption(OPTION, default=None)
+    return str(value) if value else None
+
+
+@pytest.fixture(scope="session")
+def backprop_subject(request: pytest.FixtureRequest) -> Any:
+    """The subject named by ``--backprop-subject`` (skips when none was given)."""
+    target = _target(request.config)
+    if target is None:
+        pytest.skip(f"no {OPTION} given")
+    from oracles.subjects import load_subject
+
+    return load_subject(target)
+
+
+class SubjectPropertyItem(pytest.Item):
+    """The property suite for one loss, against the subject given on the command line."""
+
+    def __init__(self, *, target: str, loss: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.loss = loss
+
+    def runtest(self) -> None:
+        from oracles.subjects import load_subject, subject_supports
+        from property_tests.check import check_subject
+
+        subject = load_subject(self.target)
+        examples = self.config.getoption("--backprop-examples", default=None)
+        check_subject(subject, supports=subject_supports(self.target), losses=[self.loss], max_examples=examples)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        from property_tests.check import SubjectCheckFailed
+
+        if isinstance(excinfo.value, SubjectCheckFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return self.target, None, f"backprop-subject {self.target} [{self.loss}]"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    target = _target(config)
+    if target is None:
+        return
+    from oracles.family import Family
+    from oracles.subjects import SubjectLoadError, load_subject, subject_supports
+
+    try:
+        load_subject(target)
+        family = Family.from_supports(subject_supports(target))
+    except (SubjectLoadError, ValueError) as exc:
+        raise pytest.UsageError(f"{OPTION} {target}: {exc}") from None
+    for loss in family.usable_losses:
+        items.append(
+            SubjectPropertyItem.from_parent(
+                session, name=f"backprop_subject[{target}][{loss}]", target=target, loss=loss
+            )
+        )

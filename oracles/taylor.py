@@ -1,0 +1,138 @@
+"""An eps-free verdict per parameter block: the Taylor-remainder convergence rate.
+
+For a direction ``v`` that moves only one block, the remainder
+
+    r(ε) = |L(θ + εv) − L(θ) − ε⟨g, v⟩|
+
+is O(ε²) when ``g`` is the gradient and O(ε) when it is not (then ``⟨g − ∇L, v⟩ ≠ 0`` survives).  Over a
+halving sequence of ε the observed rate ``log(r_k/r_{k+1}) / log 2`` is ≈ 2 for a right gradient and
+≈ 1 for a wrong one, with no tolerance to choose.  Remainders within a few hundred ulps of the loss are
+rounding, not signal, and are left out; steps that cross a relu/leaky_relu kink are left out too.
+
+Verdicts per block: ``pass`` (asymptotic rate ≥ 1.7), ``fail`` (≤ 1.3), ``inconclusive`` in between,
+``pass`` with ``at_noise_floor`` when every remainder is rounding (L is linear along v and g is exact
+along it), ``kink`` when every step crosses a kink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from oracles.numeric_forward import EPS, base_tape, direction_losses
+from reference_impl.spec import Array, Case, Params, Spec
+from reports.records import Record
+
+EPSILONS: tuple[float, ...] = tuple(2.0**-k for k in range(1, 25))
+NOISE_ULPS = 256.0
+RIGHT_RATE = 1.7
+WRONG_RATE = 1.3
+ASYMPTOTIC_PAIRS = 3
+
+
+@dataclass(frozen=True)
+class TaylorResult:
+    """Remainders and rates of one block; ``rate`` is the median of the last few clean rates."""
+
+    block: str
+    epsilons: list[float]
+    residuals: list[float]
+    rates: list[float]
+    rate: float | None
+    verdict: str  # pass, fail, inconclusive, kink
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def block_direction(spec: Spec, params: Mapping[str, Array], block: str, rng: np.random.Generator) -> Params:
+    """A random direction moving only ``block``, scaled to the block (never all-ones)."""
+    direction = {name: np.zeros(spec.parameter_shape(name)) for name in spec.parameter_names}
+    scale = max(1.0, float(np.abs(params[block]).max()))
+    direction[block] = rng.standard_normal(spec.parameter_shape(block)) * scale
+    return direction
+
+
+def taylor_block(
+    spec: Spec,
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    grads: Mapping[str, Array],
+    block: str,
+    rng: np.random.Generator,
+    epsilons: Sequence[float] = EPSILONS,
+) -> TaylorResult:
+    direction = block_direction(spec, params, block, rng)
+    eps = np.asarray(epsilons, dtype=np.float64)
+    evaluation = direction_losses(spec, params, X, Y, [direction], eps[None, :])
+    losses, crossed = evaluation.losses[0].real, evaluation.crossed[0]
+    base = base_tape(spec, params, X, Y).loss
+    slope = float(np.sum(np.asarray(grads[block]) * direction[block]))
+    residuals = np.abs(losses - base - eps * slope)
+    # Rounding of L(θ+εv) − L(θ) − ε⟨g,v⟩: a few hundred ulps of the values that were subtracted.
+    noise = NOISE_ULPS * EPS * (np.abs(losses) + abs(base) + np.abs(eps * slope)) * spec.depth
+    clean = (residuals > noise) & ~crossed
+    rates: list[float] = []
+    for k in range(eps.size - 1):
+        if clean[k] and clean[k + 1]:
+            rates.append(float(np.log(residuals[k] / residuals[k + 1]) / np.log(eps[k] / eps[k + 1])))
+    notes: dict[str, Any] = {"slope": slope, "crossed": int(np.count_nonzero(crossed))}
+    if not rates:
+        if np.all(crossed):
+            verdict = "kink"
+        elif not np.any(clean):
+            verdict, notes["at_noise_floor"] = "pass", True
+        else:
+            verdict = "inconclusive"
+        rate = None
+    else:
+        rate = float(np.median(rates[-ASYMPTOTIC_PAIRS:]))
+        verdict = "pass" if rate >= RIGHT_RATE else "fail" if rate <= WRONG_RATE else "inconclusive"
+    return TaylorResult(block, eps.tolist(), residuals.tolist(), rates, rate, verdict, notes)
+
+
+def taylor_test(
+    spec: Spec,
+    params: Mapping[str, Array],
+    X: Array,
+    Y: Array,
+    grads: Mapping[str, Array],
+    rng: np.random.Generator,
+    blocks: Sequence[str] | None = None,
+    epsilons: Sequence[float] = EPSILONS,
+) -> dict[str, TaylorResult]:
+    """One :class:`TaylorResult` per block (default: every block)."""
+    names = list(blocks) if blocks is not None else list(spec.parameter_names)
+    return {name: taylor_block(spec, params, X, Y, grads, name, rng, epsilons) for name in names}
+
+
+def taylor_record(case: Case, subject: str, grads: Mapping[str, Array]) -> Record:
+    """The Taylor verdict of a subject's gradients on a case as one record (blocks carry the rates)."""
+    params, X, Y = case.arrays()
+    rng = np.random.default_rng([case.seed, 0x7A7107])
+    results = taylor_test(case.spec, params, X, Y, grads, rng)
+    failing = [r for r in results.values() if r.verdict == "fail"]
+    blocks = {
+        name: {"verdict": r.verdict, "rate": r.rate, "rates": r.rates, "residuals": r.residuals, **r.notes}
+        for name, r in results.items()
+    }
+    worst = failing[0] if failing else None
+    return Record(
+        case_id=case.id,
+        case=repr(case),
+        spec=case.spec.to_dict(),
+        subject=subject,
+        oracle="taylor",
+        check="taylor",
+        verdict="fail" if failing else "pass",
+        category="mismatch" if failing else None,
+        parameter=worst.block if worst else None,
+        layer=int(worst.block[1:]) if worst else None,
+        message=", ".join(
+            f"{n}: rate {r.rate:.2f}" if r.rate is not None else f"{n}: {r.verdict}" for n, r in results.items()
+        ),
+        blocks=blocks,
+        extra={"rates": {n: r.rate for n, r in results.items()}},
+    )

@@ -1,0 +1,64 @@
+"""Central differences: agreement at their own noise floor, batched directional route, kinks."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+
+from oracles import finite_diff
+from property_tests.numeric_helpers import full_records, perturbed_subject
+from property_tests.strategies import cases
+from reference_impl import Case, Spec, gradients
+
+
+@settings(max_examples=60)
+@given(cases())
+def test_agrees_with_the_reference_entry_by_entry_at_its_noise_floor(case: Case) -> None:
+    for record in full_records(case, "finite_diff"):
+        assert not record.failed, record.explain()
+
+
+@settings(max_examples=30)
+@given(cases(kinks=False))
+def test_directional_derivative_is_the_projected_gradient(case: Case) -> None:
+    params, X, Y = case.arrays()
+    grads = gradients(case.spec, params, X, Y)
+    rng = np.random.default_rng(case.seed)
+    directions = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(3)]
+    got = finite_diff.directional(case.spec, params, X, Y, directions)
+    for value, v in zip(got, directions, strict=True):
+        if np.isnan(value):  # the direction crossed a kink: inconclusive by design
+            continue
+        exact = sum(float(np.sum(grads[k] * v[k])) for k in v)
+        scale = sum(float(np.sum(np.abs(grads[k] * v[k]))) for k in v)
+        assert abs(value - exact) <= 1e-6 * scale + 1e-9, (value, exact, repr(case))
+
+
+def test_a_relative_error_of_1e_minus_5_is_caught() -> None:
+    case = Case(Spec((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse"), batch=4, seed=9)
+    params, X, Y = case.arrays()
+    grads = perturbed_subject("W2", 1e-5).gradients(case.spec.to_dict(), params, X, Y)
+    record = full_records(case, "finite_diff", dict(grads))[0]
+    assert record.failed and record.parameter == "W2"
+
+
+def test_the_error_estimate_covers_the_actual_rounding() -> None:
+    case = Case(Spec((4, 6, 3), ("sigmoid", "identity"), "half_sse"), batch=5, seed=2)
+    params, X, Y = case.arrays()
+    output = finite_diff.evaluate(case.spec, params, X, Y)
+    exact = gradients(case.spec, params, X, Y)
+    assert output.error is not None
+    for name, value in output.grads.items():
+        # O(h²) truncation is small here; what is left is the rounding the estimate describes.
+        assert np.all(np.abs(value - exact[name]) <= 10 * output.error[name] + 1e-9)
+
+
+def test_a_step_of_1e_minus_1_is_visibly_worse() -> None:
+    case = Case(Spec((3, 5, 2), ("tanh", "tanh"), "mse"), batch=4, seed=1)
+    params, X, Y = case.arrays()
+    exact = gradients(case.spec, params, X, Y)
+    good = finite_diff.central_differences(case.spec, params, X, Y)
+    bad = finite_diff.central_differences(case.spec, params, X, Y, relative_step=1e-1)
+    good_err = max(float(np.abs(good.grads[k] - exact[k]).max()) for k in exact)
+    bad_err = max(float(np.abs(bad.grads[k] - exact[k]).max()) for k in exact)
+    assert good_err < 1e-8 < 1e-4 < bad_err

@@ -1,0 +1,556 @@
+"""Campaigns: many ``(seed, index)`` cases, one subject, every oracle, records appended as they finish.
+
+A case is a pure function of ``(seed, index)`` (:func:`reference_impl.generate.case_from_index`), so the
+work is just a list of indices.  It is cut into batches (so per-task scheduling overhead stays small)
+and run in-process, on a local process pool, or on a Dask distributed cluster; whichever way, the
+records of a case are the same, because everything in them is computed from the case alone.
+
+Durability: the main process writes each case's records together, each line flushed and fsynced, and
+tags every record with how many records its case has (``extra["campaign"]["records"]``).  Resuming
+keeps the cases whose records are all there, drops a half-written one, and runs the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import multiprocessing
+import os
+import platform
+import signal
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Generator, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from oracles.compare import check_case
+from oracles.registry import all_oracles, get_oracle
+from oracles.subjects import Subject, load_subject, reference_subject
+from reference_impl.generate import case_from_index
+from reference_impl.spec import Case
+from reports.progress import Progress
+from reports.records import Record, RecordWriter, read_records
+
+RESULTS_FILE = "results.jsonl"
+CAMPAIGN_FILE = "campaign.json"
+REFERENCE = "reference"
+
+# Oracles that run on every k-th case only (index % k == 0), unless ``--subsample`` says otherwise.
+# Empty: every oracle sees every case.  The exact symbolic oracle costs ~25x all the others together
+# (145 ms vs 6 ms per case), but a default 500-case run with it on every case still takes ~75 s on two
+# busy cores; ``--subsample sympy_exact=10`` is there for bigger campaigns or slower machines.
+DEFAULT_SUBSAMPLE: dict[str, int] = {}
+
+# Batches aim at this many batches per worker: enough to balance load and show progress, few enough
+# that per-task overhead (pickling, scheduler round trips: ~1-5 ms) stays well under 5 % of a batch
+# that computes for hundreds of milliseconds.
+BATCHES_PER_WORKER = 16
+# A Dask task costs more to schedule (a scheduler round trip, cloudpickle) than a local pool submission.
+DASK_BATCHES_PER_WORKER = 6
+MIN_BATCH, MAX_BATCH = 4, 256
+CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler before calling it unreachable
+
+
+class CampaignError(Exception):
+    """A campaign that cannot start as asked (resume of a missing or different campaign, ...)."""
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """What defines a campaign: the same config always produces the same records."""
+
+    seed: int
+    examples: int
+    subject: str = REFERENCE  # "reference" or "MODULE:ATTR"
+    oracles: tuple[str, ...] | None = None  # None: every registered oracle that supports the case
+    subsample: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        seed: int,
+        examples: int,
+        subject: str = REFERENCE,
+        oracles: Sequence[str] | None = None,
+        subsample: dict[str, int] | None = None,
+    ) -> CampaignConfig:
+        chosen = tuple(oracles) if oracles else None
+        every = dict(DEFAULT_SUBSAMPLE if subsample is None else subsample)
+        if any(k < 1 for k in every.values()):
+            raise CampaignError(f"subsample periods must be at least 1, got {every}")
+        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["oracles"] = list(self.oracles) if self.oracles else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CampaignConfig:
+        oracles = data.get("oracles")
+        return cls(
+            seed=int(data["seed"]),
+            examples=int(data["examples"]),
+            subject=str(data.get("subject", REFERENCE)),
+            oracles=tuple(oracles) if oracles else None,
+            subsample={str(k): int(v) for k, v in (data.get("subsample") or {}).items()},
+        )
+
+
+def case_id(seed: int, index: int) -> str:
+    return f"{seed}-{index:06d}"
+
+
+def parse_case_id(text: str) -> tuple[int, int]:
+    """``"1-000042"`` -> ``(1, 42)``; raises ValueError for anything else."""
+    seed_text, sep, index_text = text.strip().partition("-")
+    if not sep or not seed_text.isdigit() or not index_text.isdigit():
+        raise ValueError(f"case id must look like SEED-INDEX (e.g. 1-000042), got {text!r}")
+    return int(seed_text), int(index_text)
+
+
+# --- running cases (this part runs in worker processes too) -------------------------------------------
+
+_SUBJECTS: dict[str, Subject] = {}
+
+
+def resolve_subject(target: str) -> Subject:
+    """``"reference"`` or ``MODULE:ATTR``; cached per process, so workers import a subject once."""
+    if target not in _SUBJECTS:
+        _SUBJECTS[target] = reference_subject() if target == REFERENCE else load_subject(target)
+    return _SUBJECTS[target]
+
+
+def oracle_names_for(config: CampaignConfig, index: int) -> list[str]:
+    """The oracles asked about case ``index`` (before each oracle's own ``supports`` filter)."""
+    names = list(config.oracles) if config.oracles else sorted(all_oracles())
+    return [n for n in names if index % config.subsample.get(n, 1) == 0]
+
+
+def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[str, Any] | None:
+    """Every oracle's value at the worst failing entry, so a reader sees who agrees with whom."""
+    failing = [r for r in records if r.failed and r.check in ("gradient", "delta") and r.parameter]
+    if not failing:
+        return None
+    worst = max(failing, key=lambda r: (r.abs_err or 0.0) / (r.tolerance or 1e-300))
+    assert worst.parameter is not None and worst.index is not None
+    parameter, index = worst.parameter, tuple(worst.index)
+    values: dict[str, float | str] = {}
+    for name in names:
+        oracle = get_oracle(name)
+        if not oracle.supports(case.spec):
+            continue
+        params, X, Y = case.arrays()
+        try:
+            output = oracle.evaluate(case.spec, params, X, Y)
+            if parameter.startswith("delta"):
+                if output.deltas is None:
+                    continue
+                values[name] = float(output.deltas[int(parameter[5:]) - 1][index])
+            else:
+                values[name] = float(output.grads[parameter][index])
+        except Exception as exc:  # an oracle's own failure is already its own record; here it is just absent
+            values[name] = f"{type(exc).__name__}: {exc}"
+    return {
+        "entry": f"{parameter}[{','.join(str(i) for i in index)}]",
+        "check": worst.check,
+        "subject": worst.subject_value,
+        "oracles": values,
+    }
+
+
+def run_case(config: CampaignConfig, index: int) -> list[Record]:
+    """All records of one case, tagged with their count (the resume marker)."""
+    case = case_from_index(config.seed, index)
+    names = oracle_names_for(config, index)
+    supported = [n for n in names if get_oracle(n).supports(case.spec)]
+    records = check_case(case, resolve_subject(config.subject), supported) if supported else []
+    if not records:
+        records = [
+            Record(
+                case_id=case.id,
+                case=repr(case),
+                spec=case.spec.to_dict(),
+                subject=resolve_subject(config.subject).name,
+                oracle="-",
+                check="campaign",
+                verdict="skip",
+                message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
+            )
+        ]
+    entry = _entry_values(case, records, supported)
+    for record in records:
+        record.extra["campaign"] = {"records": len(records), "index": index}
+        if entry is not None and record.failed:
+            record.extra["entry_values"] = entry
+    return records
+
+
+@dataclass
+class BatchResult:
+    cases: list[tuple[int, list[Record]]]
+    compute_seconds: float  # wall time inside the worker: the part that is not scheduling overhead
+
+
+def limit_threads() -> None:
+    # Two processes on two cores: nested BLAS/torch threads on tiny matrices only contend.
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+def run_batch(config: CampaignConfig, indices: Sequence[int], single_thread: bool = True) -> BatchResult:
+    """Run a batch of cases; a top-level function so process pools and Dask can ship it by reference."""
+    if single_thread:
+        limit_threads()
+    start = time.perf_counter()
+    cases = [(index, run_case(config, index)) for index in indices]
+    return BatchResult(cases, time.perf_counter() - start)
+
+
+def _pool_initializer() -> None:
+    # The parent handles Ctrl-C (shuts the pool down); workers dying noisily on SIGINT would only add tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_threads()
+
+
+def batch_size_for(n_cases: int, parallelism: int, per_worker: int = BATCHES_PER_WORKER) -> int:
+    return max(MIN_BATCH, min(MAX_BATCH, math.ceil(n_cases / max(1, parallelism * per_worker))))
+
+
+def batches(indices: Sequence[int], size: int) -> list[list[int]]:
+    return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
+
+
+# --- executors ----------------------------------------------------------------------------------------
+
+
+def run_in_process(config: CampaignConfig, work: list[list[int]]) -> Generator[BatchResult, None, None]:
+    for indices in work:
+        yield run_batch(config, indices, single_thread=False)
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent has imported torch, and forking a process with live OpenMP/BLAS
+    # thread pools can deadlock the children.
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pool_initializer)
+
+
+def run_on_pool(
+    config: CampaignConfig, work: list[list[int]], workers: int, pool: ProcessPoolExecutor | None = None
+) -> Generator[BatchResult, None, None]:
+    """Batches on a local process pool (a fresh one unless ``pool`` is given; a given pool is left running)."""
+    owned = pool is None
+    executor = make_pool(workers) if pool is None else pool
+    pending: set[Future[BatchResult]] = set()
+    try:
+        queue = list(work)
+        # Keep two batches per worker in flight: workers never idle, and an interrupt wastes little.
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:
+                pending.add(executor.submit(run_batch, config, queue.pop(0)))
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        for future in pending:
+            future.cancel()
+        if owned:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def dask_parallelism(address: str) -> int:
+    client = _dask_client(address)
+    try:
+        return max(1, sum(client.nthreads().values()))
+    finally:
+        client.close()
+
+
+def _dask_client(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise CampaignError("--scheduler needs dask[distributed]: pip install 'backprop-check[dask]'") from exc
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise CampaignError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def run_on_dask(config: CampaignConfig, work: list[list[int]], address: str) -> Generator[BatchResult, None, None]:
+    from distributed import as_completed
+
+    client = _dask_client(address)
+    try:
+        # pure=False: the same batch submitted twice (a resumed campaign) must really run again.
+        futures = [client.submit(run_batch, config, indices, pure=False) for indices in work]
+        try:
+            for future in as_completed(futures, loop=client.loop):
+                yield future.result()
+        finally:
+            client.cancel(futures)
+    finally:
+        client.close()
+
+
+# --- campaign files -----------------------------------------------------------------------------------
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions a reader needs to trust (or reproduce) the numbers."""
+    versions: dict[str, str] = {"python": platform.python_version(), "platform": platform.platform()}
+    import numpy
+
+    versions["numpy"] = numpy.__version__
+    try:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        versions["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older numpy has no dict mode; the BLAS name is then simply unknown
+        versions["blas"] = "unknown"
+    # Installed distributions' metadata, not imports: importing torch or sympy only to print a version costs seconds.
+    for name in ("torch", "sympy", "hypothesis", "dask", "distributed"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def read_campaign(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / CAMPAIGN_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CampaignError(f"{path} is not valid JSON: {exc}") from None
+    return data if isinstance(data, dict) else None
+
+
+def write_campaign(out_dir: Path, data: dict[str, Any]) -> None:
+    path = out_dir / CAMPAIGN_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a kill never leaves half a campaign.json
+
+
+def completed_cases(results: Path) -> dict[str, list[Record]]:
+    """Cases whose records are all on disk; rewrites the file without any partially written case."""
+    if not results.exists():
+        return {}
+    grouped: dict[str, list[Record]] = defaultdict(list)
+    order: list[str] = []
+    for record in read_records(results):
+        if record.case_id not in grouped:
+            order.append(record.case_id)
+        grouped[record.case_id].append(record)
+    complete: dict[str, list[Record]] = {}
+    for cid in order:
+        expected = grouped[cid][0].extra.get("campaign", {}).get("records")
+        if expected is None or len(grouped[cid]) == expected:
+            complete[cid] = grouped[cid]
+    raw_lines = [line for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = sum(len(v) for v in complete.values())
+    if kept != len(raw_lines):
+        tmp = results.with_suffix(".jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for cid in order:
+                for record in complete.get(cid, []):
+                    handle.write(record.to_json() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, results)
+    return complete
+
+
+@dataclass
+class CampaignResult:
+    out_dir: Path
+    config: CampaignConfig
+    cases: int  # cases in the JSONL at the end (resumed ones included)
+    ran: int  # cases run by this invocation
+    failed_cases: int
+    records: int
+    wall_seconds: float
+    compute_seconds: float
+    batches: int
+    batch_size: int
+    parallelism: int
+
+    @property
+    def scheduling_overhead(self) -> float:
+        """Share of worker capacity not spent computing: (wall × parallelism − compute) / (wall × parallelism)."""
+        capacity = self.wall_seconds * max(1, min(self.parallelism, self.batches))
+        return max(0.0, 1.0 - self.compute_seconds / capacity) if capacity > 0 else 0.0
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM: stop scheduling, keep every record already written."""
+
+
+class _InterruptGuard:
+    """Turns SIGINT/SIGTERM into :class:`_Interrupted`, but never in the middle of writing a case's records.
+
+    A signal that arrives while a case is being written is held until the case is complete, so an
+    interrupted campaign leaves only whole cases behind (a kill -9 can still cut one; resume drops it).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.writing = False
+        self.pending = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.writing:
+            self.pending = True
+            return
+        raise _Interrupted()
+
+    def __enter__(self) -> _InterruptGuard:
+        if threading.current_thread() is threading.main_thread():  # signals can only be handled there
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    @contextmanager
+    def writing_case(self) -> Iterator[None]:
+        self.writing = True
+        try:
+            yield
+        finally:
+            self.writing = False
+        if self.pending:
+            raise _Interrupted()
+
+
+def run_campaign(
+    config: CampaignConfig,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = False,
+) -> CampaignResult:
+    """Run (or resume) a campaign into ``out_dir``; returns what is on disk at the end."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / RESULTS_FILE
+    for name in config.oracles or ():
+        try:
+            get_oracle(name)
+        except KeyError as exc:
+            raise CampaignError(str(exc.args[0])) from None
+    stored = read_campaign(out)
+    if resume:
+        if stored is None:
+            raise CampaignError(f"nothing to resume: {out / CAMPAIGN_FILE} does not exist")
+        if CampaignConfig.from_dict(stored["config"]) != config:
+            raise CampaignError(f"{out} holds a different campaign ({stored['config']}); use another --out")
+    elif results.exists() and results.stat().st_size > 0:
+        raise CampaignError(f"{results} already has records; pass --resume to continue it or choose another --out")
+    done = completed_cases(results) if resume else {}
+    meta: dict[str, Any] = dict(stored) if (resume and stored) else {}
+    meta.update(
+        {
+            "config": config.to_dict(),
+            "registered_oracles": sorted(all_oracles()),
+            "versions": environment_versions(),
+            "started": meta.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": None,
+        }
+    )
+    write_campaign(out, meta)
+
+    todo = [i for i in range(config.examples) if case_id(config.seed, i) not in done]
+    parallelism = dask_parallelism(scheduler) if scheduler else max(1, workers)
+    per_worker = DASK_BATCHES_PER_WORKER if scheduler else BATCHES_PER_WORKER
+    size = batch_size or batch_size_for(len(todo), parallelism, per_worker)
+    work = batches(todo, size)
+    if scheduler:
+        runner: Generator[BatchResult, None, None] = run_on_dask(config, work, scheduler)
+    elif workers > 1 and len(work) > 1:
+        runner = run_on_pool(config, work, workers)
+    else:
+        runner = run_in_process(config, work)
+
+    failed_before = sum(1 for recs in done.values() if any(r.failed for r in recs))
+    if progress is None and show_progress:
+        progress = Progress(config.examples, already_done=len(done))
+    if progress is not None:
+        progress.failures = failed_before
+    start = time.perf_counter()
+    compute = 0.0
+    ran = failed_now = written = 0
+    try:
+        with _InterruptGuard() as guard, RecordWriter(results) as writer:
+            for result in runner:
+                compute += result.compute_seconds
+                for _, records in result.cases:
+                    with guard.writing_case():
+                        writer.write_all(records)
+                    written += len(records)
+                    failing = any(r.failed for r in records)
+                    failed_now += failing
+                    ran += 1
+                    if progress is not None:
+                        progress.update(1, int(failing))
+    finally:
+        runner.close()  # on an interrupt: cancel queued batches and stop the workers now, not at GC
+        if progress is not None:
+            progress.close()
+    wall = time.perf_counter() - start
+    total_records = sum(len(v) for v in done.values()) + written
+    result_summary = CampaignResult(
+        out_dir=out,
+        config=config,
+        cases=len(done) + ran,
+        ran=ran,
+        failed_cases=failed_before + failed_now,
+        records=total_records,
+        wall_seconds=wall,
+        compute_seconds=compute,
+        batches=len(work),
+        batch_size=size,
+        parallelism=parallelism,
+    )
+    meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    meta["last_run"] = {
+        "executor": f"dask {scheduler}" if scheduler else (f"process pool ×{workers}" if workers > 1 else "in-process"),
+        "cases_run": ran,
+        "wall_seconds": round(wall, 3),
+        "compute_seconds": round(compute, 3),
+        "batch_size": size,
+        "batches": len(work),
+        "scheduling_overhead": round(result_summary.scheduling_overhead, 4),
+    }
+    meta["elapsed_seconds"] = round(float(meta.get("elapsed_seconds", 0.0)) + wall, 3)
+    meta["cases"] = result_summary.cases
+    meta["failed_cases"] = result_summary.failed_cases
+    write_campaign(out, meta)
+    return result_summary
+
+
+def campaign_exit_code(result: CampaignResult) -> int:
+    return 1 if result.failed_cases else 0

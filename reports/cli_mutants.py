@@ -1,0 +1,114 @@
+"""``backprop-check mutants``: the kill matrix of the planted-bug catalogue, its figure and report.
+
+Exit 0 when every bug mutant is killed by at least one oracle or check and every kink mutant is
+classified as a kink (and killed nowhere), 1 otherwise, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from reports.cli import EXIT_FOUND, EXIT_OK, UsageError
+
+DEFAULT_EXAMPLES = 24
+DEFAULT_SEED = 0
+DEFAULT_SHRINK_EXAMPLES = 150
+JSON_FILE = "mutants.json"
+HTML_FILE = "mutants.html"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "mutants",
+        help="run every planted bug through every oracle and check; print and write the kill matrix",
+        description=(
+            "Measure the suite's own power: each mutant of the reference backward pass against every oracle "
+            "and check, on the curated cases plus N campaign cases; Hypothesis shrinks each to the smallest "
+            "architecture that exposes it."
+        ),
+    )
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=DEFAULT_EXAMPLES,
+        metavar="N",
+        help=f"campaign cases (default {DEFAULT_EXAMPLES})",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S", help=f"seed (default {DEFAULT_SEED})")
+    parser.add_argument("--out", default=None, metavar="DIR", help=f"write DIR/{JSON_FILE} and DIR/{HTML_FILE}")
+    parser.add_argument(
+        "--shrink-examples",
+        type=int,
+        default=DEFAULT_SHRINK_EXAMPLES,
+        metavar="K",
+        help=f"Hypothesis examples per mutant when shrinking (0: do not shrink; default {DEFAULT_SHRINK_EXAMPLES})",
+    )
+    parser.add_argument("--mutants", default=None, metavar="A,B,...", help="only these mutants (default: all)")
+    parser.add_argument("--oracles", default=None, metavar="A,B,...", help="only these oracles (default: all)")
+    parser.add_argument("--no-diagnosis", action="store_true", help="do not ask the diagnoser to name each mutant")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.set_defaults(func=mutants_command)
+
+
+def _names(text: str | None, known: dict[str, Any], flag: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError(f"{flag} needs at least one name", "usage")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown {flag[2:]} {unknown}; known: {sorted(known)}", "usage")
+    return names
+
+
+def mutants_command(args: Any) -> int:
+    from oracles.registry import all_oracles
+    from property_tests.mutants import MUTANTS
+    from reports.mutation import render_page, render_text, run_matrix
+
+    if args.examples < 0:
+        raise UsageError(f"--examples must be ≥ 0, got {args.examples}", "usage")
+    if args.shrink_examples < 0:
+        raise UsageError(f"--shrink-examples must be ≥ 0, got {args.shrink_examples}", "usage")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be ≥ 0, got {args.seed}", "usage")
+    registered = all_oracles()
+    mutant_names = _names(args.mutants, dict(MUTANTS), "--mutants")
+    oracle_names = _names(args.oracles, registered, "--oracles")
+    out = Path(args.out) if args.out is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory", "io")
+
+    def progress(line: str) -> None:
+        if not args.quiet:
+            print(f"[mutants] {line}", file=sys.stderr, flush=True)
+
+    import torch
+
+    # Tiny matrices: torch's intra-op threads only contend (several times slower on a busy 2-core machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = run_matrix(
+            examples=args.examples,
+            seed=args.seed,
+            mutants=[MUTANTS[n] for n in mutant_names] if mutant_names else None,
+            oracles={n: registered[n] for n in oracle_names} if oracle_names else None,
+            shrink_examples=args.shrink_examples,
+            diagnosis=not args.no_diagnosis,
+            progress=progress,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    data = run.to_dict()
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / JSON_FILE).write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        (out / HTML_FILE).write_text(render_page(data), encoding="utf-8")
+        print(f"wrote {out / JSON_FILE} and {out / HTML_FILE}")
+    print(render_text(data))  # ends with the figure: killed / total
+    return EXIT_OK if data["summary"]["ok"] else EXIT_FOUND

@@ -1,0 +1,251 @@
+"""``backprop-check run``, ``replay`` and ``report``: campaigns, one case alone, and re-rendering a report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from reports.cli import EXIT_FOUND, EXIT_OK, UsageError
+
+DEFAULT_EXAMPLES = 500
+DEFAULT_SEED = 1
+DEFAULT_OUT = "results"
+
+
+def register(subparsers: Any) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="check many random architectures against every oracle; write JSONL + HTML",
+        description="Run a campaign: cases (seed, 0..N-1), each checked against every oracle that supports it.",
+    )
+    run.add_argument("--subject", default=None, metavar="MODULE:ATTR", help="gradients function (default: reference)")
+    run.add_argument("--examples", type=int, default=None, metavar="N", help=f"cases (default {DEFAULT_EXAMPLES})")
+    run.add_argument("--seed", type=int, default=None, metavar="S", help=f"campaign seed (default {DEFAULT_SEED})")
+    run.add_argument("--oracles", default=None, metavar="A,B,...", help="oracle names (default: all registered)")
+    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
+    run.add_argument("--workers", type=int, default=None, metavar="K", help="local worker processes (default: cores)")
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else run locally)",
+    )
+    run.add_argument(
+        "--subsample",
+        default=None,
+        metavar="NAME=K,...",
+        help="run these oracles only on every K-th case (e.g. sympy_exact=10); the others run on every case",
+    )
+    run.add_argument("--resume", action="store_true", help="continue the campaign in DIR without redoing cases")
+    run.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
+    run.add_argument("--batch-size", type=int, default=None, metavar="B", help=argparse.SUPPRESS)
+    run.set_defaults(func=run_command)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="re-run one campaign case and print the full comparison and a pasteable snippet",
+        description="Re-run one case by id (SEED-INDEX, e.g. 1-000042).",
+    )
+    replay.add_argument("case_id", metavar="CASE_ID")
+    replay.add_argument(
+        "--subject", default=None, metavar="MODULE:ATTR", help="default: the campaign's, else reference"
+    )
+    replay.add_argument("--oracles", default=None, metavar="A,B,...", help="oracle names (default: all registered)")
+    replay.add_argument("--out", default=None, metavar="DIR", help="take the subject from this campaign directory")
+    replay.set_defaults(func=replay_command)
+
+    report = subparsers.add_parser(
+        "report",
+        help="re-render DIR/report.html from DIR/results.jsonl",
+        description="Re-render the HTML report of a campaign directory (a truncated last JSONL line is ignored).",
+    )
+    report.add_argument("directory", metavar="DIR")
+    report.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
+    report.set_defaults(func=report_command)
+
+
+def _oracle_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--oracles needs at least one oracle name", "usage")
+    from oracles.registry import all_oracles
+
+    known = all_oracles()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown oracle(s) {unknown}; registered: {sorted(known)}", "usage")
+    return names
+
+
+def _subsample(text: str | None) -> dict[str, int] | None:
+    if text is None:
+        return None
+    periods: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, period = item.partition("=")
+        if not sep or not period.strip().isdigit() or int(period) < 1:
+            raise UsageError(f"--subsample takes NAME=K with K >= 1, got {item!r}", "usage")
+        periods[name.strip()] = int(period)
+    _oracle_list(",".join(periods))  # the names must be registered oracles
+    return periods
+
+
+def _positive(value: int | None, flag: str, *, allow_zero: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise UsageError(f"{flag} must be {'non-negative' if allow_zero else 'positive'}, got {value}", "usage")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from reports import campaign
+    from reports.html import write_report
+
+    _positive(args.examples, "--examples", allow_zero=True)
+    _positive(args.workers, "--workers")
+    _positive(args.batch_size, "--batch-size")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}", "usage")
+    oracles = _oracle_list(args.oracles)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory", "io")
+    if args.resume:
+        stored = campaign.read_campaign(out)
+        if stored is None:
+            raise UsageError(f"nothing to resume in {out} (no {campaign.CAMPAIGN_FILE})", "usage")
+        config = campaign.CampaignConfig.from_dict(stored["config"])
+        _check_resume_flags(args, config, oracles)
+    else:
+        subject = args.subject or campaign.REFERENCE
+        config = campaign.CampaignConfig.create(
+            seed=DEFAULT_SEED if args.seed is None else args.seed,
+            examples=DEFAULT_EXAMPLES if args.examples is None else args.examples,
+            subject=subject,
+            oracles=oracles,
+            subsample=_subsample(args.subsample),
+        )
+    # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
+    campaign.resolve_subject(config.subject)
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    try:
+        result = campaign.run_campaign(
+            config,
+            out,
+            workers=workers,
+            scheduler=scheduler,
+            resume=args.resume,
+            batch_size=args.batch_size,
+            show_progress=True,
+        )
+    except campaign.CampaignError as exc:
+        raise UsageError(str(exc), "usage") from None
+    report_path = write_report(out)
+    if args.junit:
+        from reports.junit import write_junit
+
+        write_junit(out / campaign.RESULTS_FILE, Path(args.junit))
+    print(
+        f"{result.cases} cases, {result.failed_cases} with discrepancies, {result.records} records "
+        f"({result.ran} run now in {result.wall_seconds:.1f} s)\n"
+        f"records: {out / campaign.RESULTS_FILE}\nreport:  {report_path}"
+    )
+    return EXIT_FOUND if result.failed_cases else EXIT_OK
+
+
+def _check_resume_flags(args: argparse.Namespace, config: Any, oracles: list[str] | None) -> None:
+    """A flag given with --resume must agree with the stored campaign; silently ignoring it would mislead."""
+    conflicts = []
+    if args.seed is not None and args.seed != config.seed:
+        conflicts.append(f"--seed {args.seed} (campaign: {config.seed})")
+    if args.examples is not None and args.examples != config.examples:
+        conflicts.append(f"--examples {args.examples} (campaign: {config.examples})")
+    if args.subject is not None and args.subject != config.subject:
+        conflicts.append(f"--subject {args.subject} (campaign: {config.subject})")
+    if args.subsample is not None and _subsample(args.subsample) != config.subsample:
+        conflicts.append(f"--subsample {args.subsample} (campaign: {config.subsample or 'none'})")
+    if oracles is not None and tuple(oracles) != config.oracles:
+        conflicts.append(f"--oracles {','.join(oracles)} (campaign: {config.oracles or 'all'})")
+    if conflicts:
+        raise UsageError("--resume continues the stored campaign; conflicting flags: " + "; ".join(conflicts), "usage")
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from oracles.compare import check_case
+    from reference_impl.generate import case_from_index
+    from reports import campaign
+
+    try:
+        seed, index = campaign.parse_case_id(args.case_id)
+    except ValueError as exc:
+        raise UsageError(str(exc), "input") from None
+    subject_target = args.subject
+    oracles = _oracle_list(args.oracles)
+    if args.out is not None:
+        stored = campaign.read_campaign(Path(args.out))
+        if stored is None:
+            raise UsageError(f"{args.out} has no {campaign.CAMPAIGN_FILE}", "io")
+        subject_target = subject_target or stored["config"]["subject"]
+    subject_target = subject_target or campaign.REFERENCE
+    subject = campaign.resolve_subject(subject_target)
+    case = case_from_index(seed, index)
+    records = check_case(case, subject, oracles)
+    out = sys.stdout
+    out.write(f"case {case.id}: {case.spec.to_dict()}, batch {case.batch}, {case.spec.n_parameters} parameters\n")
+    out.write(f"subject: {subject_target}\ncase: {case!r}\n\n")
+    for record in records:
+        out.write(record.summary() + "\n")
+        for name, block in record.blocks.items():
+            index_text = ",".join(str(i) for i in block.get("index", []))
+            out.write(
+                f"    {block['verdict']:4s} {name}[{index_text}] subject={block['subject']!r} "
+                f"oracle={block['oracle']!r} rel_err={block['rel_err']:.3g} ratio={block['ratio']:.3g}\n"
+            )
+        out.write("\n")
+    out.write(replay_snippet(case, subject_target))
+    failed = any(r.failed for r in records)
+    out.write(f"\n{'DISCREPANCIES FOUND' if failed else 'all oracles agree'} ({len(records)} records)\n")
+    return EXIT_FOUND if failed else EXIT_OK
+
+
+def replay_snippet(case: Any, subject_target: str) -> str:
+    """Pasteable Python: a Hypothesis ``@example`` and a plain reproduction."""
+    from reports.campaign import REFERENCE
+
+    load = "reference_subject()" if subject_target == REFERENCE else f"load_subject({subject_target!r})"
+    return (
+        "# Pin this case in a Hypothesis test:\n"
+        f"@example(case={case!r})\n\n"
+        "# Or reproduce it directly:\n"
+        "from oracles.compare import check_case\n"
+        "from oracles.subjects import load_subject, reference_subject\n"
+        "from reference_impl import Case, Spec\n\n"
+        f"case = {case!r}\n"
+        f"for record in check_case(case, {load}):\n"
+        "    print(record.summary())\n"
+    )
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from reports.campaign import RESULTS_FILE
+    from reports.html import write_report
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory", "io")
+    if not (directory / RESULTS_FILE).exists():
+        raise UsageError(f"{directory / RESULTS_FILE} does not exist", "io")
+    try:
+        path = write_report(directory)
+    except ValueError as exc:  # a corrupt line in the middle of the JSONL
+        raise UsageError(str(exc), "input") from None
+    if args.junit:
+        from reports.junit import write_junit
+
+        write_junit(directory / RESULTS_FILE, Path(args.junit))
+    print(f"report: {path}")
+    return EXIT_OK

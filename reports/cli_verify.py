@@ -1,0 +1,338 @@
+"""``backprop-check verify MODULE:ATTR`` and ``backprop-check fixtures export|check``.
+
+``verify`` draws seeded cases from what the subject supports, compares its gradients with an
+independent oracle, and prints the diagnosis first, then a verdict per parameter family.  Exit 0: every
+case agrees; 1: something is wrong (including protocol faults and undeclared conventions); 2: usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from oracles import conventions
+from oracles.compare import compare_to_oracle, protocol_record
+from oracles.diagnose import Diagnosis, diagnose_subject
+from oracles.family import Family, family_cases
+from oracles.registry import get_oracle
+from oracles.subjects import Subject, call_subject, load_subject, subject_supports
+from reference_impl.spec import Case, Spec
+from reports.cli import EXIT_FOUND, EXIT_OK, UsageError
+from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
+from reports.records import Record, RecordWriter
+
+RESULTS_FILE = "results.jsonl"
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "verify.json"
+DIAGNOSIS_CASES = 3  # failing cases handed to the diagnoser beside its own probes
+
+
+def _names(values: Sequence[str] | None) -> list[str] | None:
+    """``--activations tanh,relu`` and ``--activations tanh relu`` mean the same."""
+    if not values:
+        return None
+    return [name for value in values for name in value.split(",") if name]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verify = subparsers.add_parser(
+        "verify",
+        help="check your gradients function against the oracles, with a diagnosis",
+        description="Check MODULE:ATTR (a gradients function, or an object with .gradients) on seeded cases.",
+    )
+    verify.add_argument("subject", metavar="MODULE:ATTR")
+    verify.add_argument("--examples", type=int, default=25, help="number of cases (default 25)")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--out", type=Path, help="write results.jsonl, verify.json and report.html here")
+    verify.add_argument("--activations", nargs="+", help="only these activations (intersected with SUPPORTS)")
+    verify.add_argument("--losses", nargs="+", help="only these losses (intersected with SUPPORTS)")
+    verify.add_argument("--timeout", type=float, help="seconds per call; the call runs in a killable process")
+    verify.add_argument("--convention", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}")
+    verify.add_argument("--oracle", default="torch_autograd", help="oracle to compare with (default torch_autograd)")
+    verify.set_defaults(func=run_verify)
+
+    fixtures = subparsers.add_parser("fixtures", help="golden fixtures for implementations in other languages")
+    actions = fixtures.add_subparsers(dest="fixtures_command", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write versioned .npz cases and index.json")
+    export.add_argument("directory", type=Path)
+    export.add_argument("--count", type=int, default=20)
+    export.add_argument("--seed", type=int, default=0)
+    export.add_argument("--activations", nargs="+")
+    export.add_argument("--losses", nargs="+")
+    export.add_argument("--max-depth", type=int, default=None)
+    export.set_defaults(func=run_fixtures_export)
+    check = actions.add_parser("check", help="compare RESULTS/<case>.npz written by another program")
+    check.add_argument("directory", type=Path)
+    check.add_argument("results", type=Path)
+    check.add_argument("--rtol", type=float, default=DEFAULT_RTOL)
+    check.set_defaults(func=run_fixtures_check)
+
+
+# --- verify --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FamilyVerdict:
+    """Per parameter (``W2``, ``b2``, …): how many cases passed and failed, and the worst relative error."""
+
+    passed: int = 0
+    failed: int = 0
+    worst_rel_err: float = 0.0
+    worst_case: str = ""
+
+    def line(self, name: str) -> str:
+        total = self.passed + self.failed
+        verdict = "FAIL" if self.failed else "pass"
+        worst = f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}" if self.failed else ""
+        return f"  {name:<6} {verdict}  {self.passed}/{total} cases right{worst}"
+
+
+@dataclass
+class VerifyResult:
+    records: list[Record] = field(default_factory=list)
+    failing_cases: list[Case] = field(default_factory=list)
+    verdicts: dict[str, FamilyVerdict] = field(default_factory=dict)
+    protocol: dict[str, list[str]] = field(default_factory=dict)  # category -> case ids
+
+
+def _family(args: argparse.Namespace) -> Family:
+    supports = subject_supports(args.subject)
+    family = Family.from_supports(supports)
+    return family.restricted(_names(args.activations), _names(args.losses))
+
+
+def _check_convention(name: str | None, family: Family) -> None:
+    if name is None:
+        return
+    applies = []
+    for loss in family.usable_losses:
+        try:
+            conventions.resolve(name, loss)
+            applies.append(loss)
+        except KeyError:
+            continue
+    if not applies:
+        raise UsageError(
+            f"convention {name!r} applies to none of the losses {list(family.usable_losses)}; "
+            f"known: {sorted(conventions.CONVENTIONS)}",
+            "usage",
+        )
+
+
+def _declared_factor(name: str | None, case: Case) -> float:
+    if name is None:
+        return 1.0
+    try:
+        return conventions.factor(name, case.spec, case.batch)
+    except KeyError:
+        return 1.0  # the declared convention does not apply to this loss: the suite's own holds
+
+
+def _declared(subject: Subject, convention: str | None) -> Subject:
+    """The subject seen through its declared convention, so the diagnosis looks for what is left."""
+    if convention is None:
+        return subject
+
+    def rescaled(spec: dict[str, Any], params: dict[str, Any], X: Any, Y: Any) -> Any:
+        raw = subject.gradients(spec, params, X, Y)
+        factor = _declared_factor(convention, Case(Spec.from_dict(spec), batch=int(np.shape(X)[1])))
+        if not isinstance(raw, Mapping):
+            return raw
+        return {name: np.asarray(value) / factor for name, value in raw.items()}
+
+    return Subject(subject.name, rescaled, subject.loss)
+
+
+def _tally(result: VerifyResult, record: Record) -> None:
+    if record.check == "protocol":
+        result.protocol.setdefault(record.category or "exception", []).append(record.case_id)
+        if record.parameter:
+            result.verdicts.setdefault(record.parameter, FamilyVerdict()).failed += 1
+        return
+    for name, block in record.blocks.items():
+        verdict = result.verdicts.setdefault(name, FamilyVerdict())
+        if block.get("verdict") == "fail":
+            verdict.failed += 1
+            rel = float(block.get("rel_err") or 0.0)
+            if rel >= verdict.worst_rel_err:
+                verdict.worst_rel_err, verdict.worst_case = rel, record.case_id
+        else:
+            verdict.passed += 1
+
+
+def verify_subject(
+    subject: Subject,
+    cases: Sequence[Case],
+    *,
+    oracle_name: str = "torch_autograd",
+    convention: str | None = None,
+    timeout: float | None = None,
+    writer: RecordWriter | None = None,
+) -> VerifyResult:
+    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle."""
+    oracle = get_oracle(oracle_name)
+    result = VerifyResult()
+    for case in cases:
+        call = call_subject(subject, case, timeout=timeout, repeat=True)
+        if call.failure is not None or call.grads is None:
+            failure = call.failure
+            assert failure is not None
+            records = [
+                protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)
+            ]
+        elif not oracle.supports(case.spec):
+            continue
+        else:
+            factor = _declared_factor(convention, case)
+            grads = {name: value / factor for name, value in call.grads.items()}
+            records = compare_to_oracle(case, subject.name, grads, oracle)
+            for record in records:
+                record.elapsed += call.elapsed
+                if convention is not None:
+                    record.extra["convention"] = {"name": convention, "factor": factor}
+        for record in records:
+            _tally(result, record)
+            result.records.append(record)
+            if writer is not None:
+                writer.write(record)
+        if any(r.failed for r in records):
+            result.failing_cases.append(case)
+    return result
+
+
+def _parameter_order(name: str) -> tuple[int, str]:
+    digits = name.lstrip("Wbdelta")
+    return (int(digits) if digits.isdigit() else 0, name)
+
+
+def _write_report(out: Path, records: list[Record], summary: dict[str, Any]) -> str:
+    """report.html through reports.html when that module is there; otherwise say so."""
+    try:
+        html = importlib.import_module("reports.html")
+    except ModuleNotFoundError as exc:
+        if exc.name != "reports.html":
+            raise
+        return "HTML report not written (reports.html is not installed); results.jsonl has every record"
+    render = getattr(html, "render_report", None)
+    if render is None:
+        return "HTML report not written (reports.html has no render_report); results.jsonl has every record"
+    (out / REPORT_FILE).write_text(render(records, {"verify": summary}, out), encoding="utf-8")
+    return f"report: {out / REPORT_FILE}"
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    if args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    subject = load_subject(args.subject)
+    family = _family(args)
+    _check_convention(args.convention, family)
+    try:
+        get_oracle(args.oracle)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    cases = family_cases(family, args.seed, args.examples)
+    writer = None
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / RESULTS_FILE).unlink(missing_ok=True)
+        writer = RecordWriter(args.out / RESULTS_FILE)
+    try:
+        result = verify_subject(
+            subject, cases, oracle_name=args.oracle, convention=args.convention, timeout=args.timeout, writer=writer
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    diagnoses: list[Diagnosis] = []
+    if result.failing_cases:
+        diagnoses = diagnose_subject(
+            _declared(subject, args.convention),
+            result.failing_cases[:DIAGNOSIS_CASES],
+            rng_seed=args.seed,
+            supports=family,
+            timeout=args.timeout,
+        )
+    lines = _render(args, cases, result, diagnoses)
+    print("\n".join(lines))
+    if args.out is not None:
+        summary = {
+            "subject": args.subject,
+            "cases": len(cases),
+            "failing_cases": [c.id for c in result.failing_cases],
+            "convention": args.convention,
+            "diagnoses": [d.__dict__ | {"losses": list(d.losses)} for d in diagnoses],
+            "protocol": result.protocol,
+        }
+        (args.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        print(_write_report(args.out, result.records, summary))
+        print(f"records: {args.out / RESULTS_FILE}")
+    return EXIT_FOUND if result.failing_cases else EXIT_OK
+
+
+def _render(
+    args: argparse.Namespace, cases: Sequence[Case], result: VerifyResult, diagnoses: list[Diagnosis]
+) -> list[str]:
+    lines: list[str] = []
+    if not result.failing_cases:
+        declared = f" (declared convention: {args.convention})" if args.convention else ""
+        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
+    elif diagnoses:
+        lines.append(f"diagnosis: {diagnoses[0].line()}")
+        lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
+    else:
+        lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
+    for category, ids in sorted(result.protocol.items()):
+        lines.append(f"protocol [{category}]: {len(ids)} case(s), first {ids[0]}")
+    lines.append("verdict per parameter:")
+    for name in sorted(result.verdicts, key=_parameter_order):
+        lines.append(result.verdicts[name].line(name))
+    wrong = len(result.failing_cases)
+    status = "FAIL" if wrong else "PASS"
+    lines.append(f"{status}: {wrong} of {len(cases)} cases wrong; subject {args.subject}, seed {args.seed}")
+    if wrong:
+        lines.append(f"first failing case: {result.failing_cases[0]!r}")
+    return lines
+
+
+# --- fixtures -----------------------------------------------------------------------------------------------
+
+
+def run_fixtures_export(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    family = Family().restricted(_names(args.activations), _names(args.losses))
+    if args.max_depth is not None:
+        if args.max_depth < 1:
+            raise UsageError("--max-depth must be at least 1")
+        family = Family(family.hidden, family.outputs, family.losses, 1, args.max_depth)
+    try:
+        index = export_fixtures(args.directory, args.count, seed=args.seed, family=family)
+    except FixtureError as exc:
+        raise UsageError(str(exc), "internal") from None
+    version = index["schema_version"]
+    print(f"wrote {len(index['cases'])} cases and index.json (schema version {version}) to {args.directory}")
+    return EXIT_OK
+
+
+def run_fixtures_check(args: argparse.Namespace) -> int:
+    try:
+        findings = check_results(args.directory, args.results, rtol=args.rtol)
+    except FixtureError as exc:
+        raise UsageError(str(exc), "input") from None
+    failed = [f for f in findings if not f.passed]
+    for finding in failed:
+        print(finding.line())
+    cases = {f.case_id for f in findings}
+    bad_cases = {f.case_id for f in failed}
+    status = "FAIL" if failed else "PASS"
+    print(f"{status}: {len(cases) - len(bad_cases)} of {len(cases)} cases right, {len(failed)} wrong block(s)")
+    return EXIT_FOUND if failed else EXIT_OK

@@ -1,0 +1,488 @@
+"""The self-contained HTML report: one file, no network, light at 100,000 cases.
+
+The JSONL holds everything; the page embeds aggregates (summary, agreement matrix, histograms, error by
+architecture feature), the worst ``MAX_ROWS`` failing records (worst first) and the ``CLOSEST_PASSES``
+passing records closest to their tolerance, with per-layer detail (|Δ| heatmaps, every oracle's value
+at the worst entry, the replay command) for the first ``DETAIL_ROWS`` rows.  Plots are static inline SVG;
+sorting, filtering and expanding rows is a few lines of inline JavaScript.
+
+Other features add sections: when ``DIR/audit.json`` (``reports.audit.render_section``) or
+``DIR/mutants.json`` (``reports.mutation.render_section``) exist and their renderer imports, their HTML
+fragment is included.  :func:`page` is the shared shell (CSS, layout) for standalone pages.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+import json
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from reports import plots
+from reports.records import Record
+
+HeapEntry = tuple[float, int, Record, str | None]
+
+TEMPLATES = Path(__file__).with_name("templates")
+REPORT_FILE = "report.html"
+MAX_ROWS = 500
+CLOSEST_PASSES = 25
+DETAIL_ROWS = 50
+# (file in the campaign directory, module, section title): optional sections written by other features.
+EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("audit.json", "reports.audit", "Article audit"),
+    ("mutants.json", "reports.mutation", "Mutation kill matrix"),
+)
+
+_ENV = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True, default_for_string=True)
+)
+
+
+def _asset(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def page(title: str, body_html: str, *, script: str = "") -> str:
+    """A complete standalone page with the report's CSS around ``body_html`` (trusted, already-escaped HTML).
+
+    ``script`` is optional trusted inline JavaScript.  The page loads nothing from anywhere.
+    """
+    return _ENV.get_template("page.html.j2").render(
+        title=title, body=Markup(body_html), css=Markup(_asset("style.css")), script=Markup(script)
+    )
+
+
+# --- aggregation --------------------------------------------------------------------------------------
+
+
+def ratio_of(record: Record) -> float:
+    """How far outside (> 1) or inside (< 1) its tolerance a record's worst entry is; protocol failures: inf."""
+    if record.abs_err is None:
+        return math.inf if record.failed else 0.0
+    if not record.tolerance:
+        return math.inf if record.abs_err > 0 else 0.0
+    return record.abs_err / record.tolerance
+
+
+@dataclass
+class ReportData:
+    """Everything the page shows, accumulated in one pass over the records."""
+
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)  # case id -> {"spec", "failed"}
+    records: int = 0
+    verdicts: dict[tuple[str, str], Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    log_errors: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    case_worst: dict[str, float] = field(default_factory=dict)  # case id -> max relative error
+    case_oracle_failed: dict[str, dict[str, bool]] = field(default_factory=lambda: defaultdict(dict))
+    failing_blocks: Counter[str] = field(default_factory=Counter)
+    first_wrong: Counter[str] = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    worst: Record | None = None
+    failures: int = 0
+    # min-heaps of (ratio, sequence, record, JSON line of a light record): the top MAX_ROWS failures and
+    # CLOSEST_PASSES passes
+    _failing: list[HeapEntry] = field(default_factory=list)
+    _passing: list[HeapEntry] = field(default_factory=list)
+    # case id -> δ first wrong (from "delta" records): small, only failing cases
+    delta_first_wrong: dict[str, int] = field(default_factory=dict)
+
+    def add(self, record: Record, line: str | None = None) -> None:
+        """Count one record; ``line`` is its JSON when ``record`` is a light copy (no blocks, no case text)."""
+        self.records += 1
+        info = self.cases.setdefault(record.case_id, {"spec": record.spec, "failed": False})
+        self.verdicts[(record.subject, record.oracle)][record.verdict] += 1
+        if record.verdict == "skip":
+            return
+        rel = record.rel_err if record.rel_err is not None else (math.inf if record.failed else 0.0)
+        self.log_errors[record.oracle].append(rel)
+        self.case_worst[record.case_id] = max(self.case_worst.get(record.case_id, 0.0), rel)
+        oracle_map = self.case_oracle_failed[record.case_id]
+        oracle_map[record.oracle] = oracle_map.get(record.oracle, False) or record.failed
+        if self.worst is None or rel > (self.worst.rel_err if self.worst.rel_err is not None else -1.0):
+            self.worst = record
+        ratio = ratio_of(record)
+        entry = (ratio, self.records, record, line)
+        if record.failed:
+            self.failures += 1
+            info["failed"] = True
+            self.categories[record.category or "?"] += 1
+            for name, block in record.blocks.items():
+                if block.get("verdict") == "fail":
+                    self.failing_blocks[name] += 1
+            layer = record.extra.get("first_wrong_layer")
+            if layer is not None:
+                kind = "δ" if record.check == "delta" else "∂W/∂b"
+                self.first_wrong[f"{kind} layer {layer}"] += 1
+                if record.check == "delta":
+                    self.delta_first_wrong[record.case_id] = int(layer)
+            _push(self._failing, entry, MAX_ROWS)
+        else:
+            _push(self._passing, entry, CLOSEST_PASSES)
+
+    def rows(self) -> list[Record]:
+        ordered = sorted(self._failing, key=_worst_first) + sorted(self._passing, key=_worst_first)
+        return [record if line is None else Record.from_dict(json.loads(line)) for _, _, record, line in ordered]
+
+    @property
+    def failed_cases(self) -> int:
+        return sum(1 for info in self.cases.values() if info["failed"])
+
+
+def _worst_first(entry: HeapEntry) -> tuple[float, int]:
+    return (-entry[0], entry[1])
+
+
+def _push(heap: list[HeapEntry], entry: HeapEntry, limit: int) -> None:
+    if len(heap) < limit:
+        heapq.heappush(heap, entry)
+    elif entry[0] > heap[0][0]:
+        heapq.heapreplace(heap, entry)
+
+
+def aggregate(records: Iterable[Record]) -> ReportData:
+    data = ReportData()
+    for record in records:
+        data.add(record)
+    return data
+
+
+# Records are written with sorted keys, so ``"abs_err"`` comes first, then the bulky ``"blocks"`` and
+# ``"case"``, then ``"case_id"`` and everything the aggregates need.  A passing record is read from
+# ``"case_id"`` on (and its abs_err from the head): about a third of the JSON, three times faster, which is
+# what keeps a 100,000-record report within seconds.  Failing records, and any line not laid out this way,
+# are parsed in full.
+_BLOCKS_KEY = ', "blocks": '
+_CASE_ID_KEY = ', "case_id": '
+
+
+def _light_record(line: str) -> Record | None:
+    """A passing record without ``blocks`` and ``case``, or None when the line must be parsed in full."""
+    head_end = line.find(_BLOCKS_KEY)
+    tail_start = line.find(_CASE_ID_KEY)
+    if not line.startswith('{"abs_err": ') or head_end < 0 or tail_start < head_end:
+        return None
+    try:
+        tail = json.loads("{" + line[tail_start + 2 :])
+        if tail.get("verdict") == "fail":
+            return None
+        tail.update(json.loads(line[:head_end] + "}"), case="")
+    except json.JSONDecodeError:
+        return None
+    return Record.from_dict(tail) if "case_id" in tail and "subject" in tail else None
+
+
+def aggregate_file(path: Path) -> ReportData:
+    """Aggregate DIR/results.jsonl; like :func:`reports.records.read_records`, a torn last line is skipped."""
+    data = ReportData()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        light = _light_record(line)
+        if light is not None:
+            data.add(light, line)
+            continue
+        try:
+            full = json.loads(line)
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}:{number}: corrupt JSONL line") from None
+        data.add(Record.from_dict(full))
+    return data
+
+
+# --- views --------------------------------------------------------------------------------------------
+
+
+def agreement_matrix(data: ReportData) -> tuple[list[str], list[list[dict[str, Any]]]]:
+    """For each pair of oracles: over cases both checked, the share where they reached the same verdict.
+
+    The diagonal is each oracle's pass rate against the subject.  Two independent oracles that disagree
+    about the same subject point at an oracle (or tolerance) problem rather than at the subject.
+    """
+    oracles = sorted({o for per_case in data.case_oracle_failed.values() for o in per_case})
+    index = {o: i for i, o in enumerate(oracles)}
+    n = len(oracles)
+    same = np.zeros((n, n), dtype=np.int64)
+    both = np.zeros((n, n), dtype=np.int64)
+    passes = np.zeros(n, dtype=np.int64)
+    for per_case in data.case_oracle_failed.values():
+        items = [(index[o], failed) for o, failed in per_case.items()]
+        for i, failed_i in items:
+            passes[i] += not failed_i
+            for j, failed_j in items:
+                both[i, j] += 1
+                same[i, j] += failed_i == failed_j
+    matrix: list[list[dict[str, Any]]] = []
+    for i in range(n):
+        row: list[dict[str, Any]] = []
+        for j in range(n):
+            if both[i, j] == 0:
+                row.append({"text": "–", "share": None, "title": "no case checked by both"})
+                continue
+            share = (passes[i] / both[i, i]) if i == j else same[i, j] / both[i, j]
+            label = "pass rate" if i == j else "same verdict"
+            row.append(
+                {
+                    "text": f"{share:.1%}",
+                    "share": float(share),
+                    "title": f"{label}: {passes[i] if i == j else same[i, j]} of {both[i, j]} cases",
+                }
+            )
+        matrix.append(row)
+    return oracles, matrix
+
+
+def _feature_groups(data: ReportData) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, int]]]:
+    raw: dict[str, dict[str, list[float]]] = {f: defaultdict(list) for f in ("depth", "width", "activation", "loss")}
+    fails: dict[str, Counter[str]] = {f: Counter() for f in raw}
+    ids = [cid for cid in data.cases if cid in data.case_worst]
+    logged = plots.log10_relative([data.case_worst[cid] for cid in ids]).tolist()
+    for cid, value in zip(ids, logged, strict=True):
+        info = data.cases[cid]
+        spec = info["spec"]
+        keys = {
+            "depth": [str(len(spec["activations"]))],
+            "width": [str(max(spec["widths"]))],
+            "activation": sorted(set(spec["activations"])),
+            "loss": [spec["loss"]],
+        }
+        for feature, labels in keys.items():
+            for label in labels:
+                raw[feature][label].append(value)
+                fails[feature][label] += info["failed"]
+    ordered: dict[str, dict[str, np.ndarray]] = {}
+    for feature, groups in raw.items():
+        labels = sorted(groups, key=lambda s: (len(s), s)) if feature in ("depth", "width") else sorted(groups)
+        ordered[feature] = {label: np.asarray(groups[label]) for label in labels}
+    return ordered, {f: dict(c) for f, c in fails.items()}
+
+
+def heatmap_svg(name: str, values: Sequence[Sequence[float]] | Sequence[float], lo: float, hi: float) -> Markup:
+    """|Δ| of one block as a grid of cells, colour = log10 |Δ| on the shared scale [lo, hi]."""
+    grid = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if grid.ndim > 2:
+        grid = grid.reshape(grid.shape[0], -1)
+    rows, cols = grid.shape
+    cell = max(6, min(18, 180 // max(rows, cols, 1)))
+    with np.errstate(divide="ignore"):
+        logged = np.where(grid > 0, np.log10(np.where(grid > 0, grid, 1.0)), -np.inf)
+    worst = np.unravel_index(int(np.argmax(grid)), grid.shape)
+    # One title per block, not per cell: per-cell tooltips would make a report of many failures megabytes.
+    parts = [
+        f'<svg class="heat" width="{cols * cell + 2}" height="{rows * cell + 16}" role="img">'
+        f"<title>|Δ| over {escape(name)}: largest {grid[worst]:.3g} at [{worst[0]},{worst[1]}]</title>"
+        f'<text x="1" y="11" font-size="10">{escape(name)}</text>'
+    ]
+    span = max(hi - lo, 1e-9)
+    for r in range(rows):
+        for c in range(cols):
+            value = logged[r, c]
+            if np.isfinite(value):
+                t = min(1.0, max(0.0, (value - lo) / span))
+                # white (tiny) -> amber -> dark red (largest |Δ| in the record)
+                red, green, blue = 255 - int(80 * t), int(245 - 200 * t), int(235 - 235 * t)
+                colour = f"#{red:02x}{green:02x}{blue:02x}"
+            else:
+                colour = "#f4f6f8"
+            parts.append(
+                f'<rect x="{1 + c * cell}" y="{14 + r * cell}" width="{cell - 1}" height="{cell - 1}" fill="{colour}"/>'
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.6g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def _exact(value: Any) -> str:
+    """Values a reader compares digit by digit: every digit of the float (repr round-trips)."""
+    return repr(float(value)) if isinstance(value, (int, float)) else _fmt(value)
+
+
+def _replay_command(record: Record, campaign: dict[str, Any] | None) -> str:
+    subject_target = (campaign or {}).get("config", {}).get("subject")
+    command = f"backprop-check replay {record.case_id}"
+    if subject_target and subject_target != "reference":
+        command += f" --subject {subject_target}"
+    return command
+
+
+def _row(record: Record, position: int, data: ReportData, campaign: dict[str, Any] | None) -> dict[str, Any]:
+    spec = record.spec
+    ratio = ratio_of(record)
+    where = record.parameter or "–"
+    if record.index:
+        where += "[" + ",".join(str(i) for i in record.index) + "]"
+    row: dict[str, Any] = {
+        "case_id": record.case_id,
+        "subject": record.subject,
+        "oracle": record.oracle,
+        "check": record.check,
+        "verdict": record.verdict,
+        "category": record.category or "",
+        "where": where,
+        "layer": record.layer if record.layer is not None else "",
+        "rel_err": record.rel_err if record.rel_err is not None else math.inf,
+        "rel_text": _fmt(record.rel_err),
+        "abs_text": _fmt(record.abs_err),
+        "tol_text": _fmt(record.tolerance),
+        "ratio": ratio,
+        "ratio_text": _fmt(ratio),
+        "depth": len(spec.get("activations", [])),
+        "widths": "-".join(str(w) for w in spec.get("widths", [])),
+        "activations": ", ".join(spec.get("activations", [])),
+        "loss": spec.get("loss", ""),
+        "summary": record.summary(),
+        "message": record.message,
+        "case_repr": record.case,
+        "replay": _replay_command(record, campaign),
+        "detailed": position < DETAIL_ROWS,
+        "first_wrong": record.extra.get("first_wrong_layer"),
+        "delta_first_wrong": data.delta_first_wrong.get(record.case_id),
+        "blocks": [
+            {
+                "name": name,
+                "verdict": block.get("verdict", ""),
+                "index": ",".join(str(i) for i in block.get("index", [])),
+                "subject": _exact(block.get("subject")),
+                "oracle": _exact(block.get("oracle")),
+                "rel_err": _fmt(block.get("rel_err")),
+                "ratio": _fmt(block.get("ratio")),
+            }
+            for name, block in record.blocks.items()
+            # rows past the detailed ones list only their failing blocks: the report stays small
+            if position < DETAIL_ROWS or block.get("verdict") == "fail"
+        ],
+        "entry_values": None,
+        "heatmaps": [],
+    }
+    entry = record.extra.get("entry_values")
+    if isinstance(entry, dict):
+        row["entry_values"] = {
+            "entry": entry.get("entry", ""),
+            "subject": _exact(entry.get("subject")),
+            "oracles": [(name, _exact(v)) for name, v in sorted((entry.get("oracles") or {}).items())],
+        }
+    heat = record.extra.get("abs_diff")
+    if row["detailed"] and isinstance(heat, dict) and heat:
+        finite = [float(np.log10(v)) for block in heat.values() for v in np.ravel(np.asarray(block, float)) if v > 0]
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        row["heat_range"] = f"log10 |Δ| from {lo:.1f} (light) to {hi:.1f} (dark); grey = exactly 0"
+        row["heatmaps"] = [heatmap_svg(name, block, lo, hi) for name, block in heat.items()]
+    return row
+
+
+def _extra_sections(directory: Path | None) -> list[dict[str, Any]]:
+    """Sections other features contribute, when their data file and renderer both exist."""
+    sections: list[dict[str, Any]] = []
+    if directory is None:
+        return sections
+    for filename, module_name, title in EXTRA_SECTIONS:
+        path = directory / filename
+        if not path.exists():
+            continue
+        anchor = filename.split(".")[0]
+        try:
+            render = importlib.import_module(module_name).render_section
+        except (ImportError, AttributeError):
+            sections.append(
+                {"id": anchor, "title": title, "html": None, "note": f"{filename} found, renderer not installed"}
+            )
+            continue
+        try:
+            fragment = render(json.loads(path.read_text(encoding="utf-8")))
+            sections.append({"id": anchor, "title": title, "html": Markup(fragment), "note": None})
+        except Exception as exc:  # one broken section must not cost the reader the rest of the report
+            sections.append({"id": anchor, "title": title, "html": None, "note": f"could not render {filename}: {exc}"})
+    return sections
+
+
+def render_report(
+    records: Iterable[Record] | ReportData, campaign: dict[str, Any] | None = None, directory: Path | None = None
+) -> str:
+    """The report page as a string; ``campaign`` is DIR/campaign.json (seed, config, versions), if any."""
+    start = time.perf_counter()
+    data = records if isinstance(records, ReportData) else aggregate(records)
+    if campaign is None or "versions" not in campaign:
+        from reports.campaign import environment_versions
+
+        campaign = {**(campaign or {}), "versions": environment_versions()}
+    oracles, matrix = agreement_matrix(data)
+    log_errors = {name: plots.log10_relative(values) for name, values in data.log_errors.items()}
+    features, feature_fails = _feature_groups(data)
+    rows = [_row(r, i, data, campaign) for i, r in enumerate(data.rows())]
+    config = campaign.get("config", {})
+    by_pair = [
+        {
+            "subject": subject,
+            "oracle": oracle,
+            "pass": counts["pass"],
+            "fail": counts["fail"],
+            "kink": counts["kink"],
+            "skip": counts["skip"],
+        }
+        for (subject, oracle), counts in sorted(data.verdicts.items())
+    ]
+    subject_name = (campaign.get("config") or {}).get("subject") or ", ".join(sorted({s for s, _ in data.verdicts}))
+    html = _ENV.get_template("report.html.j2").render(
+        title=f"backprop-check: {subject_name} ({data.failed_cases} of {len(data.cases)} cases disagree)",
+        css=Markup(_asset("style.css")),
+        script=Markup(_asset("report.js")),
+        data=data,
+        campaign=campaign,
+        config=config,
+        versions=campaign.get("versions", {}),
+        by_pair=by_pair,
+        worst=data.worst,
+        worst_where=_row(data.worst, DETAIL_ROWS, data, campaign)["where"] if data.worst else "",
+        fmt=_fmt,
+        oracles=oracles,
+        matrix=matrix,
+        histogram=Markup(plots.histogram_svg(log_errors)) if log_errors else None,
+        features=Markup(plots.error_by_feature_svg(features, feature_fails)) if data.case_worst else None,
+        rows=rows,
+        shown_failures=sum(1 for r in rows if r["verdict"] == "fail"),
+        max_rows=MAX_ROWS,
+        detail_rows=DETAIL_ROWS,
+        oracle_names=sorted({r["oracle"] for r in rows}),
+        failing_blocks=data.failing_blocks.most_common(12),
+        first_wrong=data.first_wrong.most_common(8),
+        categories=data.categories.most_common(),
+        extra_sections=_extra_sections(directory),
+        render_seconds=lambda: time.perf_counter() - start,
+    )
+    return html
+
+
+def write_report(directory: str | Path, destination: str | Path | None = None) -> Path:
+    """Render DIR/report.html from DIR/results.jsonl (and DIR/campaign.json when present)."""
+    from reports.campaign import RESULTS_FILE, read_campaign
+
+    directory = Path(directory)
+    campaign = read_campaign(directory)
+    html = render_report(aggregate_file(directory / RESULTS_FILE), campaign, directory)
+    target = Path(destination) if destination else directory / REPORT_FILE
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return target
