@@ -8,6 +8,15 @@ never changes, so at a pre-activation exactly on 0 the complex step gives the su
 as kinks: the complex step is run a second time with the branch at 0 forced the other way, and an
 entry whose value changes is bracketed by the one-sided derivatives, computed as complex steps at
 θ ± r·e_i with a tiny real shift r = 1e-9·max(1, |θ_i|).
+
+Evaluation: a purely imaginary step leaves every real part at the base forward pass, so only the
+imaginary parts are propagated, layer by layer, for each perturbation
+(:func:`oracles.numeric_forward.imaginary_step_losses`).  This is forward-mode differentiation in
+effect, with each function's derivative given by the imaginary part of its complex extension; a
+property test holds it equal to the full complex evaluation to a few ulps.  Its independence from
+the subject is that of a separate forward-mode derivation (no δ recursion, no transposed weights), not
+that of a derivative-free method.  Steps with a real shift (the one-sided values) use full complex
+arithmetic.
 """
 
 from __future__ import annotations

@@ -1,18 +1,23 @@
-"""Exact-derivative oracle: the loss as one symbolic scalar, differentiated symbolically, evaluated at 40 digits.
+"""Exact-derivative oracle: the loss as one symbolic scalar, differentiated symbolically, evaluated at 60 digits.
 
-The derivation shares nothing with the δ recursion.  For an architecture shape (spec and batch size m)
-the loss L(W, b, X, Y) is written as a single SymEngine expression in *symbols* for every parameter and
-every data entry (from the exact twins of :mod:`oracles.symbolic`), and ``symengine.diff`` differentiates
-it with respect to each parameter.  Per-layer δ^[l] = ∂L/∂z^[l] come from the same expression: each
-pre-activation carries a shift symbol s^[l]_{ik} (evaluated at exactly 0), and δ^[l]_{ik} = ∂L/∂s^[l]_{ik}.
+The derivation shares nothing with the δ recursion.  For an architecture, the loss is written as a single
+SymEngine expression in *symbols* for every parameter and every data entry (from the exact twins of
+:mod:`oracles.symbolic`), and ``symengine.diff`` differentiates it with respect to each parameter.
+Per-layer δ^[l] = ∂L/∂z^[l] come from the same expression: each pre-activation carries a shift symbol
+s^[l]_{ik} (evaluated at exactly 0), and δ^[l]_{ik} = ∂L/∂s^[l]_{ik}.
 
-The derivatives are shared as one DAG (every repeated subexpression computed once) and compiled once into a
-Python function over ``mpmath.libmp`` numbers at :data:`PRECISION_BITS` bits (≈ 40 significant digits).
-Float64 inputs convert exactly, sums are exact until their one final rounding, products of two float64
-numbers are exact at that precision, so a pre-activation placed exactly on a relu kink evaluates to
-exactly 0 and takes the convention's branch.  Results are rounded once, to nearest, to float64.
+Every loss of the suite is c · Σ_k ℓ(θ; x_k, y_k) with c = 1/m or 1 (proved per loss in the tests), so the
+expression compiled is that of one example, with the example's data as symbols: one compilation per
+architecture serves every batch size and every case.  (:func:`compile_architecture` also builds the
+whole-batch expression; the tests show both routes agree to 180 bits.)
 
-Compiled shapes are cached (:func:`compiled`), so a second case of a known shape costs one evaluation.
+The derivatives are shared as one DAG (every repeated subexpression computed once) and compiled into a
+Python function over ``mpmath.libmp`` numbers at :data:`PRECISION_BITS` bits (≈ 60 significant digits).
+Float64 inputs convert exactly, products of two float64 numbers are exact at that precision and sums are
+rounded once, so a pre-activation placed exactly on a relu kink evaluates to exactly 0 and takes the
+convention's branch.  Results are rounded once, to nearest, to float64.
+
+Compiled architectures are cached (:func:`compiled`): a second case costs one evaluation per example.
 """
 
 from __future__ import annotations
@@ -38,11 +43,14 @@ from reference_impl.spec import Array, Params, Spec, as_spec, check_arrays
 # derivatives have no cancellation, so every result keeps its relative accuracy far past float64's.
 PRECISION_BITS = 200
 ROUNDING = libmp.round_nearest
-# Tractability: symbolic differentiation is forward mode, so one example's derivative has up to
-# ≈ P²/2 operations for P parameters (deep narrow networks are the worst case): ≈ 30 s to compile at
-# 600 parameters in the worst shape, seconds for most.  The batch only costs a linear number of
-# evaluations of the one compiled example (see benchmarks/bench_sympy.py).
+# Tractability: symbolic differentiation is forward mode, so one example's derivative grows with the
+# parameters times the layers after them, and deep expressions also make SymEngine's structural
+# equality (every dictionary lookup while sharing subtrees) grow with depth: measured cold, 552
+# parameters at depth 3 take ≈ 3 s and 576 at depth 8 ≈ 30 s, while 280 parameters at depth 14 take
+# minutes.  The batch only costs a linear number of evaluations of the one compiled example
+# (see benchmarks/bench_sympy.py).
 MAX_PARAMETERS = 600
+MAX_DEPTH = 8
 CACHE_SIZE = 32
 
 MpfTuple = tuple[Any, ...]  # mpmath's raw (sign, mantissa, exponent, bitcount) number
@@ -300,12 +308,15 @@ def compile_architecture(spec: Spec, batch: int) -> CompiledArchitecture:
 
     start = time.perf_counter()
     inputs = parameter_symbols + data_symbols + shift_symbols
-    names: dict[Any, str] = {symbol: f"i{n}" for n, symbol in enumerate(inputs)}
+    names: dict[Any, str] = {symbol: f"v[{n}]" for n, symbol in enumerate(inputs)}
     printer = _Printer(names)
-    lines = ["def evaluate(inputs):", f"    ({', '.join(names[s] for s in inputs)},) = inputs"]
+    # Values live in two lists, not in thousands of local variables: CPython 3.11 allocates frames in
+    # 16 KiB chunks, and a frame that fills most of one makes every callee frame (each mpf_mul)
+    # allocate and free a fresh chunk, ten times slower depending only on the caller's stack depth.
+    lines = ["def evaluate(v):", f"    t = [None] * {len(nodes)}"]
     for n, node in enumerate(nodes):
-        lines.append(f"    t{n} = {printer.expr(node)}")
-        names[node] = f"t{n}"
+        lines.append(f"    t[{n}] = {printer.expr(node)}")
+        names[node] = f"t[{n}]"
     lines.append(f"    return ({', '.join(printer.expr(e) for e in outputs)},)")
     source = "\n".join(lines) + "\n"
     namespace: dict[str, Any] = dict(_RUNTIME) | printer.constants
@@ -394,7 +405,7 @@ def _raw_outputs(spec: Spec, params: Mapping[str, Array], X: Array, Y: Array, *,
     divisor = libmp.from_int(m if symbolic.LOSSES[spec.loss].mean_over_batch else 1)
 
     def combine(values: Sequence[MpfTuple]) -> MpfTuple:
-        # Exact sum, then one division: a single rounding at 136 bits before the final one to float64.
+        # Exact sum, then one division: a single rounding at 200 bits before the final one to float64.
         return libmp.mpf_div(libmp.mpf_sum(values), divisor, PRECISION_BITS, ROUNDING)
 
     grads = [combine([column[n] for column in columns]) for n in range(n_theta)]
@@ -455,9 +466,11 @@ def evaluate(spec: Spec, params: Params, X: Array, Y: Array) -> OracleOutput:
 
 
 def why_unsupported(spec: Spec) -> str | None:
-    """Tractability limit by parameter count; the batch size only multiplies the evaluation time."""
+    """Tractability limit by parameter count and depth; the batch size only multiplies the evaluation time."""
     if spec.n_parameters > MAX_PARAMETERS:
         return f"sympy_exact compiles at most {MAX_PARAMETERS} parameters symbolically, got {spec.n_parameters}"
+    if spec.depth > MAX_DEPTH:
+        return f"sympy_exact compiles at most {MAX_DEPTH} layers symbolically, got {spec.depth}"
     return None
 
 
@@ -478,6 +491,6 @@ ORACLE = register(
         evaluate=evaluate,
         kind="exact",
         supports_fn=why_unsupported,
-        description="loss as one SymEngine expression, symbolic ∂L/∂θ and δ, CSE, 40-digit evaluation, one rounding",
+        description="loss as one SymEngine expression, symbolic ∂L/∂θ and δ, 200-bit evaluation, one rounding",
     )
 )

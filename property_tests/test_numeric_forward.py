@@ -7,10 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracles.numeric_forward import activate, base_tape, direction_losses, entry_losses, loss_values
+from oracles.numeric_forward import (
+    EPS,
+    activate,
+    base_tape,
+    complex_step_entries,
+    direction_losses,
+    entry_losses,
+    loss_values,
+)
 from property_tests.strategies import cases
-from reference_impl import Case, Spec, loss
-from reference_impl.spec import ACTIVATION_NAMES
+from reference_impl import Case, Spec, gradients, loss
+from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES
 
 
 @settings(max_examples=40)
@@ -103,3 +111,124 @@ def test_a_whole_block_is_one_batch_not_a_python_loop_per_entry(monkeypatch: pyt
     # One call per layer per chunk of perturbations (and the base pass), never one per perturbation.
     chunks = -(-2 * size * max(spec.widths[1:]) * X.shape[1] // numeric_forward.CHUNK_ELEMENTS)
     assert calls["n"] <= spec.depth * (1 + chunks) < 2 * size
+
+
+# --- the complex step's imaginary-parts-only path against full complex arithmetic ---------------
+
+
+def _fast_versus_generic(case: Case, zero_active: bool = False, conditioned: bool = True) -> float:
+    """Worst |fast − generic| over the allowance, across every block of ``case`` (≤ 1 is agreement).
+
+    The allowance is a few ulps of the block's largest entry, plus (``conditioned``), where a sum of
+    terms cancels, a few times the generic evaluation's own distance from the reference: both paths
+    then round the same cancelling terms differently, and neither is better than that.
+    """
+    params, X, Y = case.arrays()
+    exact = gradients(case.spec, params, X, Y)
+    worst = 0.0
+    for name in case.spec.parameter_names:
+        indices = np.arange(params[name].size)
+        fast = complex_step_entries(case.spec, params, X, Y, name, indices, zero_active=zero_active)
+        generic = complex_step_entries(case.spec, params, X, Y, name, indices, zero_active=zero_active, generic=True)
+        conditioning = float(np.abs(generic - exact[name].ravel()).max()) if conditioned else 0.0
+        allowed = 16 * EPS * float(np.abs(generic).max()) + 4 * conditioning
+        difference = float(np.abs(fast - generic).max())
+        if difference > 0:
+            worst = max(worst, difference / allowed if allowed > 0 else np.inf)
+    return worst
+
+
+@settings(max_examples=60)
+@given(cases(kinks=False))
+def test_imaginary_parts_alone_equal_full_complex_arithmetic(case: Case) -> None:
+    assert _fast_versus_generic(case) <= 1.0, repr(case)
+
+
+@pytest.mark.parametrize("loss_name", LOSS_NAMES)
+@pytest.mark.parametrize("hidden", [a for a in ACTIVATION_NAMES if a != "softmax"])
+def test_imaginary_parts_alone_for_every_activation_and_loss(hidden: str, loss_name: str) -> None:
+    output = {"bce": "sigmoid", "cce": "softmax"}.get(loss_name, hidden)
+    spec = Spec((3, 5, 4, 3), (hidden, hidden, output), loss_name)
+    case = Case(spec, batch=4, seed=11)
+    assert _fast_versus_generic(case) <= 1.0
+    # No pre-activation is exactly 0 here: the other branch at 0 must change nothing on either path.
+    assert _fast_versus_generic(case, zero_active=True) <= 1.0
+
+
+def test_the_convention_at_an_exact_zero_is_honoured_by_both_paths() -> None:
+    case = Case(Spec((3, 6, 5, 2), ("relu", "leaky_relu", "identity"), "mse"), batch=4, seed=3, kinks=True)
+    assert case.problem.kink_sites
+    for zero_active in (False, True):
+        # The reference takes relu'(0) = 0: no conditioning allowance from it, a few ulps only.
+        assert _fast_versus_generic(case, zero_active, conditioned=False) <= 1.0
+
+
+def test_a_planted_slope_error_of_1e_minus_12_breaks_the_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
+    from oracles import numeric_forward
+
+    case = Case(Spec((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse"), batch=4, seed=9)
+    assert _fast_versus_generic(case) <= 1.0
+    original = numeric_forward.imaginary_slope
+
+    def off_by_a_little(name: str, z: np.ndarray, zero_active: bool = False) -> np.ndarray | None:
+        slope = original(name, z, zero_active)
+        return slope * (1.0 + 1e-12) if slope is not None and name == "sigmoid" else slope
+
+    monkeypatch.setattr(numeric_forward, "imaginary_slope", off_by_a_little)
+    assert _fast_versus_generic(case) > 1.0
+
+
+def test_a_real_shift_takes_full_complex_arithmetic() -> None:
+    case = Case(Spec((3, 5, 2), ("tanh", "tanh"), "mse"), batch=4, seed=2)
+    params, X, Y = case.arrays()
+    shift = 1e-3
+    got = complex_step_entries(case.spec, params, X, Y, "W1", np.array([4]), real_shift=shift)
+    moved = {k: v.copy() for k, v in params.items()}
+    moved["W1"].flat[4] += shift
+    assert got[0] == pytest.approx(gradients(case.spec, moved, X, Y)["W1"].flat[4], rel=1e-12)
+
+
+# --- worker threads and the run-wise outer product -------------------------------------------------
+
+
+@settings(max_examples=20)
+@given(cases())
+def test_results_do_not_depend_on_the_number_of_worker_threads(case: Case) -> None:
+    from oracles import numeric_forward
+
+    params, X, Y = case.arrays()
+    name = case.spec.parameter_names[0]
+    size = params[name].size
+    indices = np.tile(np.arange(size), 2)
+    real_steps = np.concatenate([np.full(size, 1e-4), np.full(size, -1e-4)])
+    results = []
+    for workers in (1, 2, 3):
+        # Tiny chunks, so that even these small blocks are split across the threads.
+        with numeric_forward.worker_threads(workers), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(numeric_forward, "CHUNK_ELEMENTS", 8)
+            real = entry_losses(case.spec, params, X, Y, name, indices, real_steps).losses
+            imaginary = complex_step_entries(case.spec, params, X, Y, name, indices)
+        results.append((real, imaginary))
+    for real, imaginary in results[1:]:
+        np.testing.assert_array_equal(real, results[0][0])
+        np.testing.assert_array_equal(imaginary, results[0][1])
+
+
+def test_worker_threads_rejects_zero() -> None:
+    from oracles import numeric_forward
+
+    with pytest.raises(ValueError, match="at least 1"), numeric_forward.worker_threads(0):
+        pass
+
+
+@pytest.mark.parametrize("rows", [[0, 0, 0, 2, 2, 1], [3, 1, 0, 2, 1, 3, 0, 2, 1, 0, 3, 2]])
+def test_outer_rows_equals_the_explicit_products(rows: list[int]) -> None:
+    from oracles.numeric_forward import outer_rows
+
+    rng = np.random.default_rng(8)
+    W = rng.standard_normal((5, 4))
+    delta = rng.standard_normal((len(rows), 3))
+    out = np.empty((5, len(rows), 3))
+    outer_rows(W, np.array(rows), delta, out)
+    expected = np.stack([np.outer(W[:, j], delta[b]) for b, j in enumerate(rows)], axis=1)
+    np.testing.assert_array_equal(out, expected)

@@ -220,10 +220,13 @@ def test_supports_declares_its_tractability_limit() -> None:
     oracle = get_oracle("sympy_exact")
     assert oracle.kind == "exact"
     assert oracle.supports(Spec((10, 20, 10, 5), ("tanh", "relu", "sigmoid"), "mse"))  # 485 parameters
-    assert oracle.supports(Spec((4,) * 26, ("tanh",) * 25, "mse"))  # 500 parameters, 25 layers deep
+    assert oracle.supports(Spec((8,) * 9, ("tanh",) * 8, "mse"))  # 576 parameters, 8 layers
     too_big = Spec((30, 30, 10), ("tanh", "identity"), "mse")  # 1240 parameters
     assert not oracle.supports(too_big)
     assert "1240" in (oracle.why_unsupported(too_big) or "")
+    too_deep = Spec((2,) * 10, ("tanh",) * 9, "mse")
+    assert not oracle.supports(too_deep)
+    assert "9" in (oracle.why_unsupported(too_deep) or "")
 
 
 def test_a_wrong_subject_is_caught_at_1e_minus_9() -> None:
