@@ -157,14 +157,12 @@ def projection_record(
     if not np.all(np.isfinite(oracle_values)):
         # A numeric oracle returns NaN along a direction that crosses a relu kink: the projection
         # says nothing there, so it is recorded as skipped and the full per-entry check decides.
-        skipped = Record(
-            case_id=case.id,
-            case=repr(case),
-            spec=case.spec.to_dict(),
-            subject=subject,
-            oracle=oracle.name,
-            check="projection",
-            verdict="skip",
+        skipped = case_record(
+            case,
+            subject,
+            oracle.name,
+            "projection",
+            "skip",
             message="projection inconclusive (a direction crosses a kink); compared per entry instead",
             elapsed=time.perf_counter() - start,
         )
@@ -191,17 +189,22 @@ def projection_record(
 def protocol_record(
     case: Case, subject: str, oracle: str, category: str, message: str, parameter: str | None = None
 ) -> Record:
+    return case_record(
+        case, subject, oracle, "protocol", "fail", category=category, parameter=parameter, message=message
+    )
+
+
+def case_record(case: Case, subject: str, oracle: str, check: str, verdict: str, **fields: Any) -> Record:
+    """A record about ``case`` with no compared entries (protocol faults, skipped checks)."""
     return Record(
         case_id=case.id,
         case=repr(case),
         spec=case.spec.to_dict(),
         subject=subject,
         oracle=oracle,
-        check="protocol",
-        verdict="fail",
-        category=category,
-        parameter=parameter,
-        message=message,
+        check=check,
+        verdict=verdict,
+        **fields,
     )
 
 

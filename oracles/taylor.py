@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from oracles.compare import case_record
 from oracles.numeric_forward import EPS, base_tape, direction_losses
 from reference_impl.spec import Array, Case, Params, Spec
 from reports.records import Record
@@ -119,14 +120,12 @@ def taylor_record(case: Case, subject: str, grads: Mapping[str, Array]) -> Recor
         for name, r in results.items()
     }
     worst = failing[0] if failing else None
-    return Record(
-        case_id=case.id,
-        case=repr(case),
-        spec=case.spec.to_dict(),
-        subject=subject,
-        oracle="taylor",
-        check="taylor",
-        verdict="fail" if failing else "pass",
+    return case_record(
+        case,
+        subject,
+        "taylor",
+        "taylor",
+        "fail" if failing else "pass",
         category="mismatch" if failing else None,
         parameter=worst.block if worst else None,
         layer=int(worst.block[1:]) if worst else None,

@@ -12,26 +12,16 @@ from oracles.compare import check_case, compare_block, projection_directions
 from oracles.registry import Oracle, OracleOutput
 from oracles.subjects import Subject, reference_subject
 from oracles.tolerances import Tolerance, entry_tolerance, tolerance_for
+from property_tests.numeric_helpers import perturbed_subject
 from property_tests.strategies import cases
 from reference_impl import Case, Spec, gradients, run
 
 CASE = Case(Spec((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse"), batch=4, seed=9)
 
 
-def _perturbed(name: str, relative: float) -> Subject:
-    def subject(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict:
-        grads = gradients(spec, params, X, Y)
-        block = grads[name]
-        index = np.unravel_index(np.argmax(np.abs(block)), block.shape)
-        block[index] *= 1.0 + relative
-        return grads
-
-    return Subject(f"perturbed-{name}", subject)
-
-
 @pytest.mark.parametrize("name", ["W1", "b2", "W3"])
 def test_a_1e_minus_9_relative_error_in_one_entry_is_caught_and_localised(name: str) -> None:
-    record = check_case(CASE, _perturbed(name, 1e-9), ["torch_autograd"])[0]
+    record = check_case(CASE, perturbed_subject(name, 1e-9), ["torch_autograd"])[0]
     assert record.failed and record.category == "mismatch"
     assert record.parameter == name
     assert [n for n, b in record.blocks.items() if b["verdict"] == "fail"] == [name]
@@ -39,7 +29,7 @@ def test_a_1e_minus_9_relative_error_in_one_entry_is_caught_and_localised(name: 
 
 
 def test_a_1e_minus_14_relative_error_is_below_the_float64_floor() -> None:
-    record = check_case(CASE, _perturbed("W1", 1e-14), ["torch_autograd"])[0]
+    record = check_case(CASE, perturbed_subject("W1", 1e-14), ["torch_autograd"])[0]
     assert not record.failed
 
 
@@ -92,7 +82,7 @@ def test_projection_first_then_localise_only_on_failure(monkeypatch: pytest.Monk
     passing = compare.check_case(CASE, reference_subject())
     assert [r.check for r in passing] == ["projection"] and not passing[0].failed
     assert oracle._calls["full"] == 0  # type: ignore[attr-defined]
-    failing = compare.check_case(CASE, _perturbed("W2", 1e-6))
+    failing = compare.check_case(CASE, perturbed_subject("W2", 1e-6))
     assert [r.check for r in failing] == ["gradient"] and failing[0].parameter == "W2"
     assert oracle._calls["full"] == 1  # type: ignore[attr-defined]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from oracles.compare import check_case
+from oracles.compare import case_record, check_case
 from oracles.registry import all_oracles, get_oracle
 from oracles.subjects import Subject, load_subject, reference_subject
 from reference_impl.generate import case_from_index
@@ -175,14 +175,12 @@ def run_case(config: CampaignConfig, index: int) -> list[Record]:
     records = check_case(case, resolve_subject(config.subject), supported) if supported else []
     if not records:
         records = [
-            Record(
-                case_id=case.id,
-                case=repr(case),
-                spec=case.spec.to_dict(),
-                subject=resolve_subject(config.subject).name,
-                oracle="-",
-                check="campaign",
-                verdict="skip",
+            case_record(
+                case,
+                resolve_subject(config.subject).name,
+                "-",
+                "campaign",
+                "skip",
                 message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
             )
         ]
