@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from oracles.subjects import SubjectLoadError
 from reference_impl.spec import SpecError
@@ -35,13 +36,20 @@ class UsageError(Exception):
         self.category = category
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block before its error; we want the one categorised line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="backprop-check",
         description="Check backpropagation implementations against independent oracles.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -64,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(args_list)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except UsageError as exc:
+        return _fail(exc.category, str(exc))
+    except SystemExit as exc:  # --help
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
