@@ -29,7 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from reports import plots
-from reports.records import Record
+from reports.records import Record, jsonl_lines, parse_line
 
 HeapEntry = tuple[float, int, Record, str | None]
 
@@ -199,21 +199,12 @@ def _light_record(line: str) -> Record | None:
 def aggregate_file(path: Path) -> ReportData:
     """Aggregate DIR/results.jsonl; like :func:`reports.records.read_records`, a torn last line is skipped."""
     data = ReportData()
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, line in jsonl_lines(path):
         light = _light_record(line)
         if light is not None:
             data.add(light, line)
             continue
-        try:
-            full = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise ValueError(f"{path}:{number}: corrupt JSONL line") from None
-        data.add(Record.from_dict(full))
+        data.add(Record.from_dict(parse_line(path, number, line)))
     return data
 
 

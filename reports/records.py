@@ -178,16 +178,31 @@ def _repair_truncated_tail(path: Path) -> None:
     path.write_bytes(data[: cut + 1] if cut >= 0 else b"")
 
 
-def read_records(path: str | Path) -> Iterator[Record]:
-    """Yield records; a truncated or corrupt *last* line is skipped, a corrupt earlier line is an error."""
+def jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for every non-blank line; a torn *last* line (a kill mid-write) is dropped."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
+    last = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
+        if number == last:
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
                 return
-            raise ValueError(f"{path}:{number}: corrupt JSONL line") from None
-        yield Record.from_dict(data)
+        yield number, line
+
+
+def parse_line(path: str | Path, number: int, line: str) -> dict[str, Any]:
+    """One JSONL line as a dict; a corrupt line before the last is an error naming its place."""
+    try:
+        data: dict[str, Any] = json.loads(line)
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}:{number}: corrupt JSONL line") from None
+    return data
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """Yield records; a truncated or corrupt *last* line is skipped, a corrupt earlier line is an error."""
+    for number, line in jsonl_lines(path):
+        yield Record.from_dict(parse_line(path, number, line))
