@@ -36,6 +36,25 @@ def test_rank_one_updates_equal_a_full_recomputation(case: Case, step: float, pi
         assert abs(evaluation.losses[0] - expected) <= 1e-12 * scale * (1 + case.spec.depth), (name, repr(case))
 
 
+def test_hidden_tanh_in_the_sigmoid_form_matches_recomputation_deep_in_saturation() -> None:
+    # Hidden tanh runs as 2σ(2z) − 1 in the real batched path; e^{−2z} overflows for z < −354 and must
+    # give tanh = −1 exactly, with no overflow warning (warnings are errors in this suite).
+    spec = Spec((3, 5, 4, 2), ("tanh", "tanh", "tanh"), "mse")
+    params, X, Y = Case(spec, batch=3, seed=7).arrays()
+    params = {k: v * (400.0 if k in ("W1", "W2") else 1.0) for k, v in params.items()}
+    assert base_tape(spec, params, X, Y).z[1].min() < -354.0  # the folded layer overflows e^{−2z}
+    for name in spec.parameter_names:
+        indices = np.arange(params[name].size)
+        for step in (1e-3, -1e-3):
+            got = entry_losses(spec, params, X, Y, name, indices, np.full(indices.size, step)).losses
+            for index in indices:
+                moved = {k: v.copy() for k, v in params.items()}
+                moved[name].flat[index] += step
+                expected = loss(spec, moved, X, Y)
+                scale = max(1.0, abs(expected)) * (1.0 + abs(params[name].flat[index]))
+                assert abs(got[index] - expected) <= 1e-12 * scale, (name, index, step)
+
+
 @settings(max_examples=40)
 @given(cases())
 def test_a_purely_imaginary_step_leaves_the_real_part_at_the_base_loss(case: Case) -> None:
@@ -109,7 +128,8 @@ def test_a_whole_block_is_one_batch_not_a_python_loop_per_entry(monkeypatch: pyt
     steps = np.concatenate([np.full(size, 1e-5), np.full(size, -1e-5)])
     numeric_forward.entry_losses(spec, params, X, Y, "W1", np.tile(np.arange(size), 2), steps)
     # One call per layer per chunk of perturbations (and the base pass), never one per perturbation.
-    chunks = -(-2 * size * max(spec.widths[1:]) * X.shape[1] // numeric_forward.CHUNK_ELEMENTS)
+    per_chunk = numeric_forward._chunk_size(spec, 1, X.shape[1], 2 * size)
+    chunks = -(-2 * size // per_chunk)
     assert calls["n"] <= spec.depth * (1 + chunks) < 2 * size
 
 
