@@ -280,16 +280,17 @@ class Evaluation:
 class RealLayers:
     """How the real batched path stores each layer, and the affine maps that produce what it stores.
 
-    A hidden tanh layer is evaluated as tanh z = 2σ(2z) − 1 = 2/(1 + e^{−2z}) − 1: one exp, an add and
-    a divide instead of np.tanh, which is ~25% slower and dominates a central-difference sweep (tens
-    of millions of perturbed activations).  Such a layer stores u = −2z in place of z (a power-of-2
-    scale is exact: u is bit for bit −2 times the unscaled product) and r = σ(2z) = (1 + tanh z)/2 in
-    place of a; the next layer absorbs the factor 2 and the −1: W a + b = (2W) r + (b − W·1).  The
-    value is still the loss at the perturbed parameters, evaluated through an identity of tanh.
+    A hidden tanh or sigmoid layer is evaluated through r = 1/(1 + e^u): one exp, an add and a divide
+    instead of np.tanh, which is ~25% slower and dominates a central-difference sweep (tens of millions
+    of perturbed activations).  For sigmoid u = −z and r = σ(z) itself.  For tanh u = −2z and
+    r = σ(2z) = (1 + tanh z)/2, since tanh z = 2σ(2z) − 1; the next layer absorbs the factor 2 and the
+    −1: W a + b = (2W) r + (b − W·1).  Such a layer stores u in place of z (scaling by −1 or −2 is
+    exact: u is bit for bit that multiple of the unscaled product) and r in place of a.  The value is
+    still the loss at the perturbed parameters, evaluated through identities of tanh and σ.
 
     Index l−1 describes layer l: ``folded`` whether it is stored that way, ``scale`` the factor between
-    its stored pre-activation and z^[l] (−2 or 1), ``weights``/``biases`` the map from layer l−1's stored
-    activation to layer l's stored pre-activation.
+    its stored pre-activation and z^[l] (−2, −1 or 1), ``weights``/``biases`` the map from layer l−1's
+    stored activation to layer l's stored pre-activation.
     """
 
     folded: tuple[bool, ...]
@@ -298,18 +299,40 @@ class RealLayers:
     biases: tuple[Array, ...]
 
 
+# Stored pre-activation u = scale·z of a folded layer, per activation.
+FOLD_SCALE = {"tanh": -2.0, "sigmoid": -1.0}
+
+
 def real_layers(spec: Spec, params: Mapping[str, Array]) -> RealLayers:
-    folded = tuple(name == "tanh" and layer < spec.depth for layer, name in enumerate(spec.activations, start=1))
-    scale = tuple(-2.0 if f else 1.0 for f in folded)
+    names = spec.activations
+    folded = tuple(name in FOLD_SCALE and layer < spec.depth for layer, name in enumerate(names, start=1))
+    scale = tuple(FOLD_SCALE[name] if f else 1.0 for name, f in zip(names, folded, strict=True))
     weights: list[Array] = []
     biases: list[Array] = []
     for layer in range(1, spec.depth + 1):
         W, b = params[f"W{layer}"], params[f"b{layer}"]
-        if layer > 1 and folded[layer - 2]:
+        if layer > 1 and folded[layer - 2] and names[layer - 2] == "tanh":
             W, b = 2.0 * W, b - W.sum(axis=1, keepdims=True)
         weights.append(scale[layer - 1] * W)
         biases.append(scale[layer - 1] * b)
     return RealLayers(folded, scale, tuple(weights), tuple(biases))
+
+
+def _affine_next(params: Mapping[str, Array], plan: RealLayers | None, layer: int, a: np.ndarray) -> np.ndarray:
+    """The (stored) z^[layer+1] ``(n', B, m)`` from the (stored) activation of ``layer`` ``(n, B, m)``."""
+    batch, m = a.shape[1], a.shape[2]
+    if plan is not None:
+        W, b = plan.weights[layer], plan.biases[layer]
+    else:
+        W, b = params[f"W{layer + 1}"], params[f"b{layer + 1}"]
+    a_flat = a.reshape(a.shape[0], batch * m)
+    if np.iscomplexobj(a):
+        z_flat = real_matmul(W, a_flat)
+    else:
+        z_flat = np.matmul(W, a_flat, out=scratch(f"z{layer + 1}", (W.shape[0], batch * m), a.dtype))
+    z = z_flat.reshape(W.shape[0], batch, m)
+    z += b[:, :, None]
+    return z
 
 
 def _propagate(
@@ -328,7 +351,6 @@ def _propagate(
 
     With a ``plan`` (real arithmetic only) ``z`` and every later layer are stored as the plan says.
     """
-    batch, m = z.shape[1], z.shape[2]
     for layer in range(start_layer, spec.depth + 1):
         name = spec.activations[layer - 1]
         if name in KINKED_ACTIVATIONS:
@@ -341,26 +363,16 @@ def _propagate(
             else:
                 a_out = activate(name, z, zero_active)
             return loss_values(spec, z, a_out, Y, targets)
-        # Hidden z is not needed again: tanh, the costly case, overwrites it in place.
+        # Hidden z is not needed again: the costly activations overwrite it in place.
         if plan is not None and plan.folded[layer - 1]:
-            # z holds −2z: e^{−2z} overflows to inf only where z < −354, and then r = 0, tanh z = −1 exactly.
+            # z holds u: e^u overflows to inf only where the activation has saturated, and then r = 0 exactly.
             with np.errstate(over="ignore"):
                 a = np.exp(z, out=z)
             a += 1.0
             np.divide(1.0, a, out=a)
         else:
             a = np.tanh(z, out=z) if name == "tanh" and real else activate(name, z, zero_active)
-        if plan is not None:
-            W, b = plan.weights[layer], plan.biases[layer]
-        else:
-            W, b = params[f"W{layer + 1}"], params[f"b{layer + 1}"]
-        a_flat = a.reshape(a.shape[0], batch * m)
-        if real:
-            z_flat = np.matmul(W, a_flat, out=scratch(f"z{layer + 1}", (W.shape[0], batch * m), a.dtype))
-        else:
-            z_flat = real_matmul(W, a_flat)
-        z = z_flat.reshape(W.shape[0], batch, m)
-        z += b[:, :, None]
+        z = _affine_next(params, plan, layer, a)
     raise AssertionError("unreachable: the loop returns at the output layer")
 
 
@@ -472,6 +484,41 @@ def _run_chunks(n_items: int, size: int, fill: Callable[[slice], None]) -> None:
                 pass
 
 
+@dataclass(frozen=True)
+class _BlockSetup:
+    """What every chunk of one block's perturbations shares, built once per block.
+
+    ``tiled_base`` is the stored z^[l+1] repeated along the columns ``(n_{l+1}, B_max·m)`` (the output
+    z^[L] itself when l = L): adding it is one contiguous pass instead of a broadcast with inner loops of
+    length m.  ``W_next`` is W^[l+1] scaled as ``plan`` stores layer l+1.  ``exp_u`` ``(n_{l+1}, m)``,
+    only when layer l+1 is folded, is e^u of its stored base u, for :func:`_shifted_activation`.
+    """
+
+    dtype: np.dtype
+    plan: RealLayers | None
+    W_next: Array | None
+    tiled_base: Array
+    exp_u: Array | None
+    targets: Array
+
+
+# e^{±700} is finite; beyond it r = 1/(1 + e^u) is 0 or 1 to double precision anyway.
+EXP_CLAMP = 700.0
+
+
+def _block_setup(
+    spec: Spec, params: Mapping[str, Array], tape: BaseTape, Y: Array, layer: int, dtype: np.dtype, widest: int
+) -> _BlockSetup:
+    plan = None if np.issubdtype(dtype, np.complexfloating) else real_layers(spec, params)
+    targets = tiled_targets(Y, widest)
+    if layer == spec.depth:
+        return _BlockSetup(dtype, plan, None, tape.z[-1], None, targets)
+    scale = plan.scale[layer] if plan is not None else 1.0
+    base = scale * tape.z[layer]
+    exp_u = np.exp(np.clip(base, -EXP_CLAMP, EXP_CLAMP)) if plan is not None and plan.folded[layer] else None
+    return _BlockSetup(dtype, plan, scale * params[f"W{layer + 1}"], np.tile(base, (1, widest)), exp_u, targets)
+
+
 def entry_losses(
     spec: Spec,
     params: Mapping[str, Array],
@@ -506,37 +553,86 @@ def entry_losses(
     crossed = np.zeros(flat_indices.size, dtype=bool)
 
     size = _chunk_size(spec, layer, m, flat_indices.size, a_prev.shape[0] if cols is not None else 1)
-    widest_chunk = min(size, flat_indices.size)
-    plan = None if np.issubdtype(dtype, np.complexfloating) else real_layers(spec, params)
-    # What the rank-one update of layer l+1 builds, in the form the plan stores it (scale ±2 is exact).
-    next_scale = plan.scale[layer] if plan is not None and layer < spec.depth else 1.0
-    W_next = next_scale * params[f"W{layer + 1}"] if layer < spec.depth else None
-    tiled_base = next_scale * np.tile(tape.z[layer], (1, widest_chunk)) if layer < spec.depth else tape.z[-1]
-    targets = tiled_targets(Y, widest_chunk)
+    setup = _block_setup(spec, params, tape, Y, layer, dtype, min(size, flat_indices.size))
 
     def fill(sl: slice) -> None:
-        _fill_chunk(
-            spec,
-            params,
-            tape,
-            Y,
-            layer,
-            rows,
-            cols,
-            steps,
-            dtype,
-            sl,
-            zero_active,
-            losses,
-            crossed,
-            tiled_base,
-            targets[:, : rows[sl].size],
-            W_next,
-            plan,
-        )
+        _fill_chunk(spec, params, tape, Y, layer, rows, cols, steps, sl, zero_active, losses, crossed, setup)
 
     _run_chunks(flat_indices.size, size, fill)
     return Evaluation(losses, crossed)
+
+
+def run_bounds(rows: np.ndarray) -> np.ndarray:
+    """Start of each run of equal consecutive ``rows``, then ``rows.size``: ``(runs + 1,)``."""
+    starts = np.flatnonzero(rows[1:] != rows[:-1]) + 1
+    return np.concatenate(([0], starts, [rows.size]))
+
+
+# At most this many terms of the exponential series in `_shifted_activation` (then |x| ≤ 0.0247).
+SERIES_MAX_TERMS = 8
+# The series path needs runs of equal rows at least this long on average (one small product per run).
+SERIES_MIN_RUN = 16
+
+
+def exp_series_terms(x_max: float) -> int | None:
+    """How many terms of Σ x^p/p! give e^x to within eps/32 for every |x| ≤ ``x_max``; None if > 8."""
+    left_out = 1.0
+    for count in range(1, SERIES_MAX_TERMS + 1):
+        # x_max^count / count!, the first term left out: with |x| < 0.03 the whole tail is within 1.01 of it
+        # and e^x ≥ 0.97, so eps/64 here keeps the tail below eps/32 relative to e^x.
+        left_out *= x_max / count
+        if left_out <= EPS / 64:
+            return count
+    return None
+
+
+def _powers(v: np.ndarray, count: int) -> np.ndarray:
+    """``(count, *v.shape)``: v^0, v^1, …, v^(count−1)."""
+    out = np.empty((count, *v.shape))
+    out[0] = 1.0
+    for p in range(1, count):
+        np.multiply(out[p - 1], v, out=out[p])
+    return out
+
+
+def _shifted_activation(W_next: Array, rows: np.ndarray, delta: np.ndarray, exp_u: Array) -> np.ndarray | None:
+    """The folded layer l+1's activation r = 1/(1 + e^{u+x}) after a rank-one step, with no exp per element.
+
+    ``rows`` ``(B,)`` are runs of one length (``run``) of equal rows of a W^[l] block, ``delta`` ``(B, m)``
+    the change Δa of each perturbed row of a^[l].  The stored pre-activation u ``(n, m)`` moves by
+    x = W_next[:, rows[b]] · delta[b, :].  Since e^{u+x} = e^u·e^x and the steps are tiny (|x| ~ h·|W|),
+    e^x is its own Taylor series to within eps/32 after a few terms: an evaluation of exp at the
+    perturbed point as accurate as libm's, not a derivative.  So, per run with column w and per example,
+    1 + e^{u+x} = (1 + e^u) + Σ_{p≥1} e^u (w^p/p!) d^p: one small matrix product ``(n, K) @ (K, run)``,
+    K ≤ 8, where the plain route takes an outer product, an add, an exp, an add and a divide per element.
+
+    Returns r in the layout ``(n, runs, m, run)`` (perturbation ``g·run + j`` at ``[:, g, :, j]``), or
+    None, having computed nothing, for uneven or short runs or steps too large for the series.
+    """
+    bounds = run_bounds(rows)
+    lengths = np.diff(bounds)
+    if not np.all(lengths == lengths[0]) or lengths[0] < SERIES_MIN_RUN:
+        return None
+    n_runs, run, m, n = lengths.size, int(lengths[0]), delta.shape[1], W_next.shape[0]
+    columns = W_next[:, rows[bounds[:-1]]].T  # (runs, n)
+    w_scale, d_scale = float(np.abs(columns).max()), float(np.abs(delta).max())
+    count = exp_series_terms(w_scale * d_scale)
+    if count is None:  # also NaN or inf
+        return None
+    # (w^p/p!)(d^p) = ((w/s)^p/p!)((s·d)^p) with s = max|w|: both factors stay ≤ 1 in size, so no
+    # product with e^u (≤ e^700) can overflow.
+    w_scale = w_scale if w_scale > 0.0 else 1.0
+    inverse_factorials = np.array([1.0 / math.factorial(p) for p in range(count)])[:, None, None]
+    coefficients = _powers(columns / w_scale, count) * inverse_factorials  # (K, runs, n)
+    left = np.empty((n_runs, m, count, n))
+    np.multiply(exp_u.T[None, :, None, :], coefficients.transpose(1, 0, 2)[:, None, :, :], out=left)
+    left[:, :, 0, :] += 1.0  # the 1 of 1 + e^{u+x}, carried by the power d^0 = 1
+    scaled = (w_scale * delta).reshape(n_runs, run, m).transpose(0, 2, 1)  # (runs, m, run)
+    right = _powers(scaled, count).transpose(1, 2, 0, 3)  # (runs, m, K, run)
+    out = scratch("series r", (n, n_runs, m, run), np.float64)
+    np.matmul(left.transpose(0, 1, 3, 2), right, out=out.transpose(1, 2, 0, 3))
+    np.divide(1.0, out, out=out)
+    return out
 
 
 def outer_rows(W_next: Array, rows: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
@@ -548,16 +644,15 @@ def outer_rows(W_next: Array, rows: np.ndarray, delta: np.ndarray, out: np.ndarr
     W row, see :func:`_chunk_size`) are all done by one call: fewer calls, fewer waits for the GIL
     when two chunks run at once.  Scattered rows take the broadcast.
     """
-    starts = np.flatnonzero(rows[1:] != rows[:-1]) + 1
     m = delta.shape[1]
-    bounds = np.concatenate(([0], starts, [rows.size]))
+    bounds = run_bounds(rows)
     lengths = np.diff(bounds)
     if lengths.size > 1 and np.all(lengths == lengths[0]):
         n_runs, run = lengths.size, int(lengths[0])
         by_run = out.reshape(out.shape[0], n_runs, run * m)
         np.einsum("ir,rj->irj", W_next[:, rows[bounds[:-1]]], delta.reshape(n_runs, run * m), out=by_run)
         return
-    if starts.size >= MAX_RUNS:
+    if lengths.size > MAX_RUNS:
         np.multiply(W_next[:, rows][:, :, None], delta[None, :, :], out=out)
         return
     flat_out = out.reshape(out.shape[0], rows.size * m)
@@ -575,47 +670,51 @@ def _fill_chunk(
     rows: np.ndarray,
     cols: np.ndarray | None,
     steps: np.ndarray,
-    dtype: np.dtype,
     sl: slice,
     zero_active: bool,
     losses: np.ndarray,
     crossed: np.ndarray,
-    tiled_base: Array,
-    targets: Array,
-    W_next: Array | None,
-    plan: RealLayers | None,
+    setup: _BlockSetup,
 ) -> None:
-    """Evaluate the perturbations ``sl``, writing into ``losses[sl]``/``crossed[sl]``.
-
-    ``tiled_base`` is z^[l+1] repeated along the columns ``(n_{l+1}, B_max·m)``: adding it is then one
-    contiguous pass instead of a broadcast with inner loops of length m.  It and ``W_next`` (W^[l+1]) come
-    scaled as ``plan`` stores layer l+1.
-    """
+    """Evaluate the perturbations ``sl``, writing into ``losses[sl]``/``crossed[sl]``."""
     m = Y.shape[1]
     a_prev = tape.a[layer - 1]
     row, step = rows[sl], steps[sl]
+    targets = setup.targets[:, : row.size]
     # The perturbed row of z^[l]: h times a row of a^[l-1] (W) or h itself (b).
     shift = step[:, None] * (a_prev[cols[sl], :] if cols is not None else np.ones((1, m)))
     z_rows = tape.z[layer - 1][row, :] + shift  # (B, m)
     chunk_crossed = np.zeros(row.size, dtype=bool)
     name = spec.activations[layer - 1]
+    plan = setup.plan
     if layer == spec.depth or name == "softmax":
-        z = np.repeat(tape.z[layer - 1][:, None, :].astype(dtype), row.size, axis=1)
+        z = np.repeat(tape.z[layer - 1][:, None, :].astype(setup.dtype), row.size, axis=1)
         z[row, np.arange(row.size), :] = z_rows
         losses[sl] = _propagate(spec, params, tape, Y, layer, z, chunk_crossed, zero_active, targets, plan)
+        crossed[sl] = chunk_crossed
+        return
+    if name in KINKED_ACTIVATIONS:
+        base_branch = _active(tape.z[layer - 1][row, :], zero_active)
+        chunk_crossed |= np.any(_active(z_rows, zero_active) != base_branch, axis=1)
+    delta_a = activate(name, z_rows, zero_active) - tape.a[layer][row, :]  # (B, m)
+    W_next = setup.W_next
+    assert W_next is not None
+    r = _shifted_activation(W_next, row, delta_a, setup.exp_u) if setup.exp_u is not None else None
+    if r is not None:
+        n_runs, run = r.shape[1], r.shape[3]
+        z_after = _affine_next(params, plan, layer + 1, r.reshape(r.shape[0], n_runs * m, run))
+        # Back to the (units, perturbations, examples) layout the rest of the network uses.
+        z_later = scratch(f"z{layer + 2} by perturbation", (z_after.shape[0], row.size, m), setup.dtype)
+        np.copyto(z_later.reshape(-1, n_runs, run, m), z_after.reshape(-1, n_runs, m, run).transpose(0, 1, 3, 2))
+        losses[sl] = _propagate(spec, params, tape, Y, layer + 2, z_later, chunk_crossed, zero_active, targets, plan)
     else:
-        if name in KINKED_ACTIVATIONS:
-            base_branch = _active(tape.z[layer - 1][row, :], zero_active)
-            chunk_crossed |= np.any(_active(z_rows, zero_active) != base_branch, axis=1)
-        delta_a = activate(name, z_rows, zero_active) - tape.a[layer][row, :]  # (B, m)
-        assert W_next is not None
         # Rank-one update of z^[l+1]: column j of W^[l+1] times the change in row j of a^[l].  The
-        # output is allocated C-ordered: left to itself the ufunc follows the gathered column's
-        # strides, and the reshape before the next product would then copy the whole array.
-        z_next = scratch(f"z{layer + 1}", (W_next.shape[0], row.size, m), dtype)
+        # output is allocated C-ordered: left to itself a ufunc follows the gathered column's strides,
+        # and the reshape before the next product would then copy the whole array.
+        z_next = scratch(f"z{layer + 1}", (W_next.shape[0], row.size, m), setup.dtype)
         outer_rows(W_next, row, delta_a, z_next)
         flat_next = z_next.reshape(W_next.shape[0], row.size * m)
-        flat_next += tiled_base[:, : row.size * m]
+        flat_next += setup.tiled_base[:, : row.size * m]
         losses[sl] = _propagate(spec, params, tape, Y, layer + 1, z_next, chunk_crossed, zero_active, targets, plan)
     crossed[sl] = chunk_crossed
 

@@ -55,6 +55,73 @@ def test_hidden_tanh_in_the_sigmoid_form_matches_recomputation_deep_in_saturatio
                 assert abs(got[index] - expected) <= 1e-12 * scale, (name, index, step)
 
 
+def _whole_block_against_recomputation(spec: Spec, params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> None:
+    """Every entry of every block at ± a central-difference-sized step, against an explicit forward pass."""
+    for name in spec.parameter_names:
+        size = params[name].size
+        steps = np.concatenate([np.full(size, 6e-6), np.full(size, -6e-6)])
+        got = entry_losses(spec, params, X, Y, name, np.tile(np.arange(size), 2), steps).losses
+        for k, (index, step) in enumerate(zip(np.tile(np.arange(size), 2), steps, strict=True)):
+            moved = {key: value.copy() for key, value in params.items()}
+            moved[name].flat[index] += step
+            expected = loss(spec, moved, X, Y)
+            scale = max(1.0, abs(expected)) * (1.0 + abs(params[name].flat[index]))
+            assert abs(got[k] - expected) <= 1e-13 * scale, (name, int(index), float(step), got[k], expected)
+
+
+@pytest.mark.parametrize("hidden", ["tanh", "sigmoid"])
+def test_the_exponential_series_path_equals_recomputation(hidden: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from oracles import numeric_forward
+
+    # Fan-in 20 ≥ SERIES_MIN_RUN: whole rows of W1/W2 take the series path into layers 2 and 3.
+    spec = Spec((20, 24, 20, 3), (hidden, hidden, "identity"), "mse")
+    params, X, Y = Case(spec, batch=5, seed=3).arrays()
+    taken = {"n": 0}
+    original = numeric_forward._shifted_activation
+
+    def counting(*args: np.ndarray) -> np.ndarray | None:
+        r = original(*args)
+        taken["n"] += r is not None
+        return r
+
+    monkeypatch.setattr(numeric_forward, "_shifted_activation", counting)
+    _whole_block_against_recomputation(spec, params, X, Y)
+    assert taken["n"] > 0
+
+
+def test_the_exponential_series_path_deep_in_saturation() -> None:
+    # e^u beyond e^700 is clamped; the factors are normalised so nothing overflows (warnings are errors).
+    spec = Spec((20, 24, 20, 3), ("tanh", "tanh", "identity"), "mse")
+    params, X, Y = Case(spec, batch=3, seed=5).arrays()
+    params = {k: v * (300.0 if k in ("W1", "W2") else 1.0) for k, v in params.items()}
+    assert np.abs(base_tape(spec, params, X, Y).z[1]).max() > 350.0
+    _whole_block_against_recomputation(spec, params, X, Y)
+
+
+@pytest.mark.parametrize("x_max", [0.0, 1e-300, 1e-12, 1e-6, 1e-4, 1e-3, 1e-2, 0.0247])
+def test_the_series_term_count_meets_its_bound(x_max: float) -> None:
+    import mpmath
+
+    from oracles.numeric_forward import exp_series_terms
+
+    count = exp_series_terms(x_max)
+    assert count is not None
+    with mpmath.workprec(200):
+        for x in np.linspace(-x_max, x_max, 101):
+            exact_x = mpmath.mpf(float(x))
+            truncated = mpmath.fsum(exact_x**p / mpmath.factorial(p) for p in range(count))
+            # The truncation alone (rounding is the evaluation's business): within eps/32 of e^x.
+            assert abs(truncated - mpmath.exp(exact_x)) <= mpmath.mpf(EPS) / 32 * mpmath.exp(exact_x), (x, count)
+
+
+def test_the_series_declines_large_and_non_finite_steps() -> None:
+    from oracles.numeric_forward import exp_series_terms
+
+    assert exp_series_terms(0.1) is None
+    assert exp_series_terms(float("nan")) is None
+    assert exp_series_terms(float("inf")) is None
+
+
 @settings(max_examples=40)
 @given(cases())
 def test_a_purely_imaginary_step_leaves_the_real_part_at_the_base_loss(case: Case) -> None:
