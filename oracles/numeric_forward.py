@@ -409,7 +409,9 @@ def real_matmul(W: Array, a: np.ndarray) -> np.ndarray:
     return product.view(np.complex128)
 
 
-def _chunk_size(spec: Spec, layer: int, m: int, n_items: int, row_length: int = 1) -> int:
+def _chunk_size(
+    spec: Spec, layer: int, m: int, n_items: int, row_length: int = 1, output_arrays: int = OUTPUT_ARRAYS
+) -> int:
     """Perturbations per chunk for ``n_items`` perturbations in ``layer``: sized by the widest batched array.
 
     A perturbation of an elementwise hidden layer materialises ``(n, B, m)`` arrays only from layer
@@ -421,9 +423,10 @@ def _chunk_size(spec: Spec, layer: int, m: int, n_items: int, row_length: int = 
     of equal rows have one length (see :func:`outer_rows`).
     """
     full_from = layer if layer == spec.depth or spec.activations[layer - 1] == "softmax" else layer + 1
-    # The output layer holds OUTPUT_ARRAYS arrays of its size at once (z, a, residual, targets): when it
-    # is the widest, they, not one array, must stay within the chunk budget (measured: 15% faster).
-    per_item = max(1, max(spec.widths[full_from:]) * m, OUTPUT_ARRAYS * spec.widths[-1] * m)
+    # The plain route holds OUTPUT_ARRAYS arrays of the output layer's size at once (z, a, residual,
+    # targets): when it is the widest, they, not one array, must stay within the chunk budget (measured:
+    # 15% faster).  The series route into the output layer holds one (``output_arrays=1``).
+    per_item = max(1, max(spec.widths[full_from:]) * m, output_arrays * spec.widths[-1] * m)
     size = max(1, CHUNK_ELEMENTS // per_item)
     if n_items * per_item > CHUNK_ELEMENTS // 8:
         size = min(size, -(-n_items // 2))
@@ -485,20 +488,36 @@ def _run_chunks(n_items: int, size: int, fill: Callable[[slice], None]) -> None:
 
 
 @dataclass(frozen=True)
+class _Series:
+    """Layer l+1 evaluated through the exponential series of :func:`_shifted_activation`.
+
+    Its pre-activation, stored as u = s·z^[l+1] (s = −2 for tanh, −1 for sigmoid), moves by
+    ``W[:, j]`` · Δa_j for a step in row j of layer l; ``exp_u`` ``(n, m)`` is e^u at the base point.
+    For the output layer under mse/half_sse, a − y = ``residual_scale``·(r − ``residual_shift``) with
+    r = 1/(1 + e^u): for tanh a = 2r − 1, so 2·(r − (1 + y)/2); for sigmoid a = r.
+    """
+
+    W: Array
+    exp_u: Array
+    residual_shift: Array | None = None
+    residual_scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class _BlockSetup:
     """What every chunk of one block's perturbations shares, built once per block.
 
     ``tiled_base`` is the stored z^[l+1] repeated along the columns ``(n_{l+1}, B_max·m)`` (the output
     z^[L] itself when l = L): adding it is one contiguous pass instead of a broadcast with inner loops of
-    length m.  ``W_next`` is W^[l+1] scaled as ``plan`` stores layer l+1.  ``exp_u`` ``(n_{l+1}, m)``,
-    only when layer l+1 is folded, is e^u of its stored base u, for :func:`_shifted_activation`.
+    length m.  ``W_next`` is W^[l+1] scaled as ``plan`` stores layer l+1.  ``series``, when layer l+1
+    can take it, is what :func:`_shifted_activation` needs.
     """
 
     dtype: np.dtype
     plan: RealLayers | None
     W_next: Array | None
     tiled_base: Array
-    exp_u: Array | None
+    series: _Series | None
     targets: Array
 
 
@@ -506,8 +525,33 @@ class _BlockSetup:
 EXP_CLAMP = 700.0
 
 
+def _series_for(spec: Spec, params: Mapping[str, Array], tape: BaseTape, Y: Array, layer: int) -> _Series | None:
+    """The series set-up for steps in layer ``layer`` (real arithmetic), or None where it does not apply."""
+    following = layer + 1
+    name = spec.activations[following - 1]
+    if name not in FOLD_SCALE:
+        return None
+    scale = FOLD_SCALE[name]
+    exp_u = np.exp(np.clip(scale * tape.z[following - 1], -EXP_CLAMP, EXP_CLAMP))
+    W = scale * params[f"W{following}"]
+    if following < spec.depth:
+        return _Series(W, exp_u)
+    if spec.loss not in ("mse", "half_sse"):
+        return None
+    if name == "tanh":
+        return _Series(W, exp_u, (1.0 + Y) / 2.0, 2.0)
+    return _Series(W, exp_u, Y, 1.0)
+
+
 def _block_setup(
-    spec: Spec, params: Mapping[str, Array], tape: BaseTape, Y: Array, layer: int, dtype: np.dtype, widest: int
+    spec: Spec,
+    params: Mapping[str, Array],
+    tape: BaseTape,
+    Y: Array,
+    layer: int,
+    dtype: np.dtype,
+    widest: int,
+    series: _Series | None,
 ) -> _BlockSetup:
     plan = None if np.issubdtype(dtype, np.complexfloating) else real_layers(spec, params)
     targets = tiled_targets(Y, widest)
@@ -515,8 +559,17 @@ def _block_setup(
         return _BlockSetup(dtype, plan, None, tape.z[-1], None, targets)
     scale = plan.scale[layer] if plan is not None else 1.0
     base = scale * tape.z[layer]
-    exp_u = np.exp(np.clip(base, -EXP_CLAMP, EXP_CLAMP)) if plan is not None and plan.folded[layer] else None
-    return _BlockSetup(dtype, plan, scale * params[f"W{layer + 1}"], np.tile(base, (1, widest)), exp_u, targets)
+    return _BlockSetup(dtype, plan, scale * params[f"W{layer + 1}"], np.tile(base, (1, widest)), series, targets)
+
+
+def _series_output_losses(spec: Spec, r: np.ndarray, series: _Series) -> np.ndarray:
+    """mse/half_sse per perturbation ``(B,)`` from the output r ``(n_L, runs, m, run)`` of the series path."""
+    assert series.residual_shift is not None
+    m = r.shape[2]
+    residual = np.subtract(r, series.residual_shift[:, None, :, None], out=r)
+    residual *= residual
+    total = residual.sum(axis=0).sum(axis=1).reshape(-1) * series.residual_scale**2
+    return total / m if spec.loss == "mse" else 0.5 * total
 
 
 def entry_losses(
@@ -552,8 +605,12 @@ def entry_losses(
     losses = np.empty(flat_indices.size, dtype=dtype)
     crossed = np.zeros(flat_indices.size, dtype=bool)
 
-    size = _chunk_size(spec, layer, m, flat_indices.size, a_prev.shape[0] if cols is not None else 1)
-    setup = _block_setup(spec, params, tape, Y, layer, dtype, min(size, flat_indices.size))
+    real = not np.issubdtype(dtype, np.complexfloating)
+    series = _series_for(spec, params, tape, Y, layer) if real and cols is not None and layer < spec.depth else None
+    output_arrays = 1 if series is not None and series.residual_shift is not None else OUTPUT_ARRAYS
+    row_length = a_prev.shape[0] if cols is not None else 1
+    size = _chunk_size(spec, layer, m, flat_indices.size, row_length, output_arrays)
+    setup = _block_setup(spec, params, tape, Y, layer, dtype, min(size, flat_indices.size), series)
 
     def fill(sl: slice) -> None:
         _fill_chunk(spec, params, tape, Y, layer, rows, cols, steps, sl, zero_active, losses, crossed, setup)
@@ -699,8 +756,11 @@ def _fill_chunk(
     delta_a = activate(name, z_rows, zero_active) - tape.a[layer][row, :]  # (B, m)
     W_next = setup.W_next
     assert W_next is not None
-    r = _shifted_activation(W_next, row, delta_a, setup.exp_u) if setup.exp_u is not None else None
-    if r is not None:
+    series = setup.series
+    r = _shifted_activation(series.W, row, delta_a, series.exp_u) if series is not None else None
+    if r is not None and series is not None and series.residual_shift is not None:
+        losses[sl] = _series_output_losses(spec, r, series)
+    elif r is not None:
         n_runs, run = r.shape[1], r.shape[3]
         z_after = _affine_next(params, plan, layer + 1, r.reshape(r.shape[0], n_runs * m, run))
         # Back to the (units, perturbations, examples) layout the rest of the network uses.

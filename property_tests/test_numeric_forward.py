@@ -69,12 +69,25 @@ def _whole_block_against_recomputation(spec: Spec, params: dict[str, np.ndarray]
             assert abs(got[k] - expected) <= 1e-13 * scale, (name, int(index), float(step), got[k], expected)
 
 
-@pytest.mark.parametrize("hidden", ["tanh", "sigmoid"])
-def test_the_exponential_series_path_equals_recomputation(hidden: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("hidden", "output", "loss_name"),
+    [
+        ("tanh", "identity", "mse"),
+        ("sigmoid", "identity", "mse"),
+        ("tanh", "tanh", "mse"),
+        ("sigmoid", "sigmoid", "half_sse"),
+        ("tanh", "sigmoid", "mse"),
+        ("relu", "tanh", "half_sse"),
+    ],
+)
+def test_the_exponential_series_path_equals_recomputation(
+    hidden: str, output: str, loss_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from oracles import numeric_forward
 
-    # Fan-in 20 ≥ SERIES_MIN_RUN: whole rows of W1/W2 take the series path into layers 2 and 3.
-    spec = Spec((20, 24, 20, 3), (hidden, hidden, "identity"), "mse")
+    # Fan-in ≥ SERIES_MIN_RUN: whole rows of W1/W2 take the series path into a folded hidden layer 2
+    # or, for W2, into a tanh/sigmoid output under mse/half_sse.
+    spec = Spec((20, 24, 20, 3), (hidden, hidden, output), loss_name)
     params, X, Y = Case(spec, batch=5, seed=3).arrays()
     taken = {"n": 0}
     original = numeric_forward._shifted_activation
