@@ -22,7 +22,15 @@ the subject's code.
 
 Speed: chunks of perturbations run on one thread per core (NumPy ufuncs and single-threaded BLAS
 release the GIL; the result does not depend on the thread count); intermediates live in per-thread
-scratch buffers; runs of perturbations sharing a row get one contiguous outer product.
+scratch buffers; runs of perturbations sharing a row get one contiguous outer product.  In real
+arithmetic two identities take the exp-heavy work off the per-element path, and the loss values stay
+those at θ ± h (tests hold them to an explicit forward pass to 1e-13):
+
+- a hidden tanh or sigmoid layer is evaluated as r = 1/(1 + e^u) with u = −2z (tanh z = 2r − 1, the
+  factor 2 and the −1 moved into the next layer's weights) or u = −z (σ(z) = r) (:class:`RealLayers`);
+- a rank-one step x into such a layer (or into a tanh/sigmoid output under mse/half_sse) uses
+  e^{u+x} = e^u·e^x with e^x from its Taylor series, exact to eps/32 for the tiny |x| of a numeric
+  step: per run of one row, a matrix product with K ≤ 8 inner terms (:func:`_shifted_activation`).
 
 Purely imaginary steps (the complex step without a real shift) have a second, faster evaluation,
 :func:`imaginary_step_losses`.  Their real parts are the base forward pass, so the real-part factors
