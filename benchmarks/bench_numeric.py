@@ -119,12 +119,16 @@ def speed(repeats: int, gradcheck_repeats: int) -> None:
     best_threads = min(gradcheck, key=lambda t: gradcheck[t])
     t_gc = gradcheck[best_threads]
     print(f"  baseline: the faster gradcheck ({best_threads} torch thread(s))")
+    # The target is for the oracle as shipped (one worker thread per core, against gradcheck's faster
+    # thread count); the one-thread ratio is printed beside it for machines with fewer free cores.
     for label, target, name in (("fd", 100, "central differences"), ("cs", 50, "complex step")):
         for workers in sorted({cores, 1}, reverse=True):
-            t_ours = statistics.median(ours[(label, workers)])
-            verdict = "met" if t_gc / t_ours >= target else "NOT met"
-            ratio = t_gc / t_ours
-            print(f"  ratio gradcheck / {name}, {workers} thread(s): {ratio:8.1f}x   (target >= {target}x: {verdict})")
+            ratio = t_gc / statistics.median(ours[(label, workers)])
+            if workers == cores:
+                verdict = f"target >= {target}x: {'met' if ratio >= target else 'NOT met'}"
+            else:
+                verdict = "one worker thread, for information"
+            print(f"  ratio gradcheck / {name}, {workers} thread(s): {ratio:8.1f}x   ({verdict})")
     fd_err = relative(results["fd"].grads, results["cs"].grads)
     cs_err = relative(results["cs"].grads, ref)
     print(f"  central differences vs complex step: max|Δ|/max|g| = {fd_err:.2e}   (target <= 1e-8)")
