@@ -16,7 +16,7 @@ from oracles.numeric_forward import (
     entry_losses,
     loss_values,
 )
-from property_tests.strategies import cases
+from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients, loss
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES
 
@@ -133,6 +133,32 @@ def test_the_series_declines_large_and_non_finite_steps() -> None:
     assert exp_series_terms(0.1) is None
     assert exp_series_terms(float("nan")) is None
     assert exp_series_terms(float("inf")) is None
+
+
+@settings(max_examples=40)
+@given(
+    cases(
+        specs(min_width=16, max_width=24, max_depth=3, activations=("tanh", "sigmoid", "relu", "identity", "softmax"))
+    ),
+    st.integers(0, 10_000),
+    st.sampled_from([6e-6, -3e-5, 1e-4, 1e-2]),
+)
+def test_whole_blocks_of_wide_layers_equal_recomputation(case: Case, pick: int, step: float) -> None:
+    # Fan-in ≥ 16: whole W rows take the series route where the next layer is tanh/sigmoid (hidden, or
+    # the output under mse/half_sse) and the step is small, the plain route otherwise (1e-2 is beyond
+    # the series' range); both must agree with an explicit forward pass.
+    params, X, Y = case.arrays()
+    spec = case.spec
+    weights = [n for n in spec.parameter_names if n.startswith("W")]
+    name = weights[pick % len(weights)]
+    size = params[name].size
+    got = entry_losses(spec, params, X, Y, name, np.arange(size), np.full(size, step)).losses
+    for index in np.random.default_rng(pick).choice(size, size=min(size, 8), replace=False):
+        moved = {k: v.copy() for k, v in params.items()}
+        moved[name].flat[index] += step
+        expected = loss(spec, moved, X, Y)
+        scale = max(1.0, abs(expected)) * (1.0 + abs(params[name].flat[index]))
+        assert abs(got[index] - expected) <= 1e-12 * scale * (1 + spec.depth), (name, int(index), repr(case))
 
 
 @settings(max_examples=40)
