@@ -635,7 +635,7 @@ def run_bounds(rows: np.ndarray) -> np.ndarray:
 
 # At most this many terms of the exponential series in `_shifted_activation` (then |x| ≤ 0.0247).
 SERIES_MAX_TERMS = 8
-# The series path needs runs of equal rows at least this long on average (one small product per run).
+# The series path needs runs of equal rows, each at least this long (a run is a batch of small products).
 SERIES_MIN_RUN = 16
 
 
@@ -762,20 +762,23 @@ def _fill_chunk(
         base_branch = _active(tape.z[layer - 1][row, :], zero_active)
         chunk_crossed |= np.any(_active(z_rows, zero_active) != base_branch, axis=1)
     delta_a = activate(name, z_rows, zero_active) - tape.a[layer][row, :]  # (B, m)
-    W_next = setup.W_next
-    assert W_next is not None
     series = setup.series
-    r = _shifted_activation(series.W, row, delta_a, series.exp_u) if series is not None else None
-    if r is not None and series is not None and series.residual_shift is not None:
-        losses[sl] = _series_output_losses(spec, r, series)
-    elif r is not None:
-        n_runs, run = r.shape[1], r.shape[3]
-        z_after = _affine_next(params, plan, layer + 1, r.reshape(r.shape[0], n_runs * m, run))
-        # Back to the (units, perturbations, examples) layout the rest of the network uses.
-        z_later = scratch(f"z{layer + 2} by perturbation", (z_after.shape[0], row.size, m), setup.dtype)
-        np.copyto(z_later.reshape(-1, n_runs, run, m), z_after.reshape(-1, n_runs, m, run).transpose(0, 1, 3, 2))
-        losses[sl] = _propagate(spec, params, tape, Y, layer + 2, z_later, chunk_crossed, zero_active, targets, plan)
+    r = None if series is None else _shifted_activation(series.W, row, delta_a, series.exp_u)
+    if series is not None and r is not None:
+        if series.residual_shift is not None:
+            losses[sl] = _series_output_losses(spec, r, series)
+        else:
+            n_runs, run = r.shape[1], r.shape[3]
+            z_after = _affine_next(params, plan, layer + 1, r.reshape(r.shape[0], n_runs * m, run))
+            # Back to the (units, perturbations, examples) layout the rest of the network uses.
+            z_later = scratch(f"z{layer + 2} by perturbation", (z_after.shape[0], row.size, m), setup.dtype)
+            np.copyto(z_later.reshape(-1, n_runs, run, m), z_after.reshape(-1, n_runs, m, run).transpose(0, 1, 3, 2))
+            losses[sl] = _propagate(
+                spec, params, tape, Y, layer + 2, z_later, chunk_crossed, zero_active, targets, plan
+            )
     else:
+        W_next = setup.W_next
+        assert W_next is not None
         # Rank-one update of z^[l+1]: column j of W^[l+1] times the change in row j of a^[l].  The
         # output is allocated C-ordered: left to itself a ufunc follows the gathered column's strides,
         # and the reshape before the next product would then copy the whole array.
