@@ -37,7 +37,7 @@ from mpmath import libmp
 
 from oracles import symbolic
 from oracles.registry import Oracle, OracleOutput, register
-from reference_impl.spec import Array, Params, Spec, as_spec, check_arrays
+from reference_impl.spec import KINKED_ACTIVATIONS, Array, Params, Spec, as_spec, check_arrays
 
 # 200 bits ≈ 60 decimal digits: float64 products (106 bits) and their sums stay exact; the exact twins'
 # derivatives have no cancellation, so every result keeps its relative accuracy far past float64's.
@@ -51,6 +51,12 @@ ROUNDING = libmp.round_nearest
 # (see benchmarks/bench_sympy.py).
 MAX_PARAMETERS = 600
 MAX_DEPTH = 8
+# relu/leaky_relu are Piecewise: their derivatives nest a Piecewise per layer, and past five layers the
+# cost explodes well inside the limits above (measured cold: 550 parameters at depth 5 ≈ 15 s, 540 at
+# depth 6 ≈ 54 s, 336 at depth 8 over 100 s, 576 at depth 8 over 300 s; but 160 at depth 8 ≈ 4 s).
+# Deeper piecewise networks are taken only while their forward-mode size is small.
+MAX_PIECEWISE_DEPTH = 5
+MAX_DEEP_PIECEWISE_SIZE = 10_000
 CACHE_SIZE = 32
 
 MpfTuple = tuple[Any, ...]  # mpmath's raw (sign, mantissa, exponent, bitcount) number
@@ -465,12 +471,30 @@ def evaluate(spec: Spec, params: Params, X: Array, Y: Array) -> OracleOutput:
     )
 
 
+def forward_mode_size(spec: Spec) -> int:
+    """Operations of one example's symbolic derivatives, roughly: each parameter of layer l carries its
+    derivative through layer l and every product after it, Σ_l P_l·(n_l + Σ_{k>l} n_k·n_{k−1})."""
+    widths = spec.widths
+    size = 0
+    for layer in range(1, spec.depth + 1):
+        downstream = widths[layer] + sum(widths[k] * widths[k - 1] for k in range(layer + 1, spec.depth + 1))
+        size += widths[layer] * (widths[layer - 1] + 1) * downstream
+    return size
+
+
 def why_unsupported(spec: Spec) -> str | None:
-    """Tractability limit by parameter count and depth; the batch size only multiplies the evaluation time."""
+    """Tractability limit by parameter count, depth and piecewise depth; the batch only multiplies the
+    evaluation time."""
     if spec.n_parameters > MAX_PARAMETERS:
         return f"sympy_exact compiles at most {MAX_PARAMETERS} parameters symbolically, got {spec.n_parameters}"
     if spec.depth > MAX_DEPTH:
         return f"sympy_exact compiles at most {MAX_DEPTH} layers symbolically, got {spec.depth}"
+    piecewise = any(name in KINKED_ACTIVATIONS for name in spec.activations)
+    if piecewise and spec.depth > MAX_PIECEWISE_DEPTH and forward_mode_size(spec) > MAX_DEEP_PIECEWISE_SIZE:
+        return (
+            f"sympy_exact compiles relu/leaky_relu networks deeper than {MAX_PIECEWISE_DEPTH} layers only up to a "
+            f"forward-mode size of {MAX_DEEP_PIECEWISE_SIZE:,}, got {forward_mode_size(spec):,}"
+        )
     return None
 
 

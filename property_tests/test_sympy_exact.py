@@ -227,6 +227,13 @@ def test_supports_declares_its_tractability_limit() -> None:
     too_deep = Spec((2,) * 10, ("tanh",) * 9, "mse")
     assert not oracle.supports(too_deep)
     assert "9" in (oracle.why_unsupported(too_deep) or "")
+    # Piecewise layers: ≥ 500 parameters up to depth 5; deeper only while small (measured, see the module).
+    piecewise = ("relu", "leaky_relu", "relu", "leaky_relu")
+    assert oracle.supports(Spec((10,) * 6, (*piecewise, "identity"), "mse"))  # 550 parameters, 5 layers
+    assert oracle.supports(Spec((4,) * 9, (*piecewise, *piecewise[:3], "identity"), "mse"))  # 160, 8 layers
+    deep_relu = Spec((6,) * 9, (*piecewise, *piecewise[:3], "identity"), "mse")  # 336 parameters: minutes
+    assert not oracle.supports(deep_relu)
+    assert "relu" in (oracle.why_unsupported(deep_relu) or "")
 
 
 def test_a_wrong_subject_is_caught_at_1e_minus_9() -> None:
