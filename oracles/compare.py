@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from oracles.registry import Oracle, OracleOutput, oracles_for
+from oracles.rounding_scale import case_magnitudes
 from oracles.subjects import Subject, call_subject
 from oracles.tolerances import Tolerance, entry_tolerance, relative_error, tolerance_for
 from reference_impl.spec import Array, Case, Params
@@ -45,11 +46,16 @@ def layer_of(block: str) -> int | None:
 
 
 def compare_block(
-    name: str, subject: Array, oracle: Array, tolerance: Tolerance, estimate: Array | None = None
+    name: str,
+    subject: Array,
+    oracle: Array,
+    tolerance: Tolerance,
+    estimate: Array | None = None,
+    scale: Array | None = None,
 ) -> tuple[BlockResult, Array]:
-    """Compare one block entrywise; returns the worst entry and the |Δ| array."""
+    """Compare one block entrywise; returns the worst entry and the |Δ| array.  ``scale``: Ḡ of the block."""
     diff = np.abs(subject - oracle)
-    allowed = entry_tolerance(oracle, tolerance, estimate)
+    allowed = entry_tolerance(oracle, tolerance, estimate, scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(allowed > 0, diff / allowed, np.where(diff > 0, np.inf, 0.0))
     flat = int(np.argmax(ratio)) if ratio.size else 0
@@ -99,9 +105,10 @@ def record_from_blocks(
     """Compare every block, and summarise in one record led by the worst entry."""
     blocks: list[BlockResult] = []
     heat: dict[str, list[Any]] = {}
+    scales = case_magnitudes(case)
     for name, oracle_values in oracle_blocks.items():
         estimate = estimates.get(name) if estimates else None
-        block, diff = compare_block(name, subject_blocks[name], oracle_values, tolerance, estimate)
+        block, diff = compare_block(name, subject_blocks[name], oracle_values, tolerance, estimate, scales.get(name))
         blocks.append(block)
         if diff.size <= HEATMAP_MAX_ENTRIES:
             heat[name] = diff.tolist()

@@ -26,6 +26,7 @@ import numpy as np
 
 from oracles.numeric_forward import BaseTape, complex_step_entries
 from oracles.registry import OracleOutput
+from oracles.rounding_scale import case_magnitudes
 from oracles.tolerances import Tolerance, entry_tolerance
 from reference_impl.spec import Array, Case, Params, Spec
 from reports.records import Record
@@ -119,7 +120,8 @@ def kink_record(
             continue
         oracle_block = output.grads[name]
         estimate = output.error.get(name) if output.error else None
-        allowed = entry_tolerance(oracle_block, tolerance, estimate) + slack * float(np.abs(oracle_block).max())
+        scale = case_magnitudes(case).get(name)
+        allowed = entry_tolerance(oracle_block, tolerance, estimate, scale) + slack * float(np.abs(oracle_block).max())
         s = subject_grads[name]
         inside = (s >= lowers[name] - allowed) & (s <= uppers[name] + allowed)
         for index in zip(*np.nonzero(mask), strict=True):

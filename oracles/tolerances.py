@@ -2,11 +2,13 @@
 
 The comparison formula lives in :func:`entry_tolerance` and nowhere else.  An entry passes when
 
-    |s_i − o_i| ≤ rtol · max(|o_i|, ‖o‖∞ of its block) + atol + estimate_factor · e_i
+    |s_i − o_i| ≤ rtol · max(|o_i|, ‖o‖∞ of its block, Ḡ_i) + atol + estimate_factor · e_i
 
-where ``e_i`` is the oracle's own per-entry error estimate (Richardson, central differences) or 0.
+where ``e_i`` is the oracle's own per-entry error estimate (Richardson, central differences) or 0, and
+Ḡ_i the magnitude of the terms that entry sums (:mod:`oracles.rounding_scale`; 0 when not given).
 Scaling by the block's ∞-norm keeps cancellation in small entries from being called a bug, while a
-relative error of 1e-9 in a large entry is still far above a 1e-12 floor.
+relative error of 1e-9 in a large entry is still far above a 1e-12 floor; Ḡ does the same when a whole
+block is small because its terms cancel (a saturated output), where float64 cannot do better.
 """
 
 from __future__ import annotations
@@ -51,11 +53,16 @@ def tolerance_for(oracle: str, dtype: str = "float64") -> Tolerance:
     return TOLERANCES.get((oracle, dtype), DEFAULT)
 
 
-def entry_tolerance(oracle_values: Array, tolerance: Tolerance, estimate: Array | None = None) -> Array:
-    """Per-entry allowed |s − o| for one block (any shape)."""
+def entry_tolerance(
+    oracle_values: Array, tolerance: Tolerance, estimate: Array | None = None, scale: Array | None = None
+) -> Array:
+    """Per-entry allowed |s − o| for one block (any shape); ``scale`` is Ḡ of the block, if known."""
     magnitude = np.abs(oracle_values)
     block_scale = float(magnitude.max()) if magnitude.size else 0.0
-    allowed = tolerance.rtol * np.maximum(magnitude, block_scale) + tolerance.atol
+    floor = np.maximum(magnitude, block_scale)
+    if scale is not None and np.shape(scale) == np.shape(oracle_values):
+        floor = np.maximum(floor, scale)
+    allowed = tolerance.rtol * floor + tolerance.atol
     if estimate is not None and tolerance.estimate_factor:
         allowed = allowed + tolerance.estimate_factor * np.abs(estimate)
     return np.asarray(allowed, dtype=np.float64)

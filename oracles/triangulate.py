@@ -26,6 +26,7 @@ import numpy as np
 
 from oracles.compare import compare_block, protocol_record, records_from_output
 from oracles.registry import Oracle, OracleOutput, get_oracle
+from oracles.rounding_scale import case_magnitudes
 from oracles.subjects import Subject, call_subject
 from oracles.tolerances import Tolerance, relative_error, tolerance_for
 from reference_impl.spec import Array, Case, Params
@@ -93,8 +94,10 @@ def looser(a: Tolerance, b: Tolerance) -> Tolerance:
     )
 
 
-def pair_ratio(first: Participant, second: Participant) -> tuple[float, int]:
-    """Worst |Δ|/allowed over all blocks at the looser tolerance, and how many kink entries were set aside."""
+def pair_ratio(first: Participant, second: Participant, scales: Mapping[str, Array] | None = None) -> tuple[float, int]:
+    """Worst |Δ|/allowed over all blocks at the looser tolerance, and how many kink entries were set aside.
+
+    ``scales``: Ḡ per block (:mod:`oracles.rounding_scale`), the same floor the records use."""
     tolerance = looser(first.tolerance, second.tolerance)
     worst, set_aside = 0.0, 0
     for name, values in second.grads.items():
@@ -106,7 +109,7 @@ def pair_ratio(first: Participant, second: Participant) -> tuple[float, int]:
             other = np.where(mask, values, other)
         estimates = [np.abs(p.error[name]) for p in (first, second) if p.error and name in p.error]
         estimate = np.sum(estimates, axis=0) if estimates else None
-        block, _ = compare_block(name, other, values, tolerance, estimate)
+        block, _ = compare_block(name, other, values, tolerance, estimate, scales.get(name) if scales else None)
         worst = max(worst, block.ratio)
     return worst, set_aside
 
@@ -173,7 +176,7 @@ def triangulate(
     set_aside: dict[str, int] = {}
     for i, first in enumerate(participants):
         for j in range(i + 1, len(participants)):
-            ratio, kinks = pair_ratio(first, participants[j])
+            ratio, kinks = pair_ratio(first, participants[j], case_magnitudes(case))
             ratios[i][j] = ratios[j][i] = ratio
             if kinks:
                 set_aside[f"{first.name}|{participants[j].name}"] = kinks
