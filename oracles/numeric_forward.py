@@ -580,6 +580,26 @@ def _series_output_losses(spec: Spec, r: np.ndarray, series: _Series) -> np.ndar
     return total / m if spec.loss == "mse" else 0.5 * total
 
 
+@dataclass(frozen=True)
+class _Entries:
+    """Which entries of a block are perturbed: ``rows``/``cols`` of W^[l] (``cols`` None for b^[l]), and the
+    length of one W row (1 for b), by which chunks are aligned."""
+
+    layer: int
+    rows: np.ndarray
+    cols: np.ndarray | None
+    row_length: int
+
+
+def _entries(tape: BaseTape, block: str, flat_indices: np.ndarray) -> _Entries:
+    layer = int(block[1:])
+    if block[0] == "W":
+        fan_in = tape.a[layer - 1].shape[0]
+        rows, cols = np.divmod(flat_indices, fan_in)
+        return _Entries(layer, rows, cols, fan_in)
+    return _Entries(layer, flat_indices, None, 1)
+
+
 def entry_losses(
     spec: Spec,
     params: Mapping[str, Array],
@@ -603,21 +623,16 @@ def entry_losses(
     flat_indices = np.asarray(flat_indices, dtype=np.int64)
     steps = np.asarray(steps)
     dtype = np.result_type(steps.dtype, np.float64)
-    layer = int(block[1:])
+    entries = _entries(tape, block, flat_indices)
+    layer, rows, cols = entries.layer, entries.rows, entries.cols
     m = X.shape[1]
-    a_prev = tape.a[layer - 1]
-    if block[0] == "W":
-        rows, cols = np.divmod(flat_indices, a_prev.shape[0])
-    else:
-        rows, cols = flat_indices, None
     losses = np.empty(flat_indices.size, dtype=dtype)
     crossed = np.zeros(flat_indices.size, dtype=bool)
 
     real = not np.issubdtype(dtype, np.complexfloating)
     series = _series_for(spec, params, tape, Y, layer) if real and cols is not None and layer < spec.depth else None
     output_arrays = 1 if series is not None and series.residual_shift is not None else OUTPUT_ARRAYS
-    row_length = a_prev.shape[0] if cols is not None else 1
-    size = _chunk_size(spec, layer, m, flat_indices.size, row_length, output_arrays)
+    size = _chunk_size(spec, layer, m, flat_indices.size, entries.row_length, output_arrays)
     setup = _block_setup(spec, params, tape, Y, layer, dtype, min(size, flat_indices.size), series)
 
     def fill(sl: slice) -> None:
@@ -1016,13 +1031,10 @@ def imaginary_step_losses(
     factors = imaginary_factors(spec, tape, zero_active)
     flat_indices = np.asarray(flat_indices, dtype=np.int64)
     seeds = np.asarray(seeds, dtype=np.float64)
-    layer = int(block[1:])
+    entries = _entries(tape, block, flat_indices)
+    layer, rows, cols = entries.layer, entries.rows, entries.cols
     m = X.shape[1]
     a_prev = tape.a[layer - 1]
-    if block[0] == "W":
-        rows, cols = np.divmod(flat_indices, a_prev.shape[0])
-    else:
-        rows, cols = flat_indices, None
     out = np.empty(flat_indices.size)
     name = spec.activations[layer - 1]
     full_layer = layer == spec.depth or name == "softmax"
@@ -1043,8 +1055,7 @@ def imaginary_step_losses(
         outer_rows(W_next, row, np.broadcast_to(da_rows, (row.size, m)), dz)
         out[sl] = _propagate_imaginary(spec, params, tape, factors, Y, layer + 1, dz)
 
-    row_length = a_prev.shape[0] if cols is not None else 1
-    _run_chunks(flat_indices.size, _chunk_size(spec, layer, m, flat_indices.size, row_length), fill)
+    _run_chunks(flat_indices.size, _chunk_size(spec, layer, m, flat_indices.size, entries.row_length), fill)
     return out
 
 
