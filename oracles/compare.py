@@ -37,6 +37,7 @@ class BlockResult:
     rel_err: float
     tolerance: float
     ratio: float  # abs_err / tolerance at the worst entry: > 1 fails
+    estimate: float | None = None  # the oracle's own error estimate at that entry (Richardson, FD)
 
 
 def layer_of(block: str) -> int | None:
@@ -73,13 +74,14 @@ def compare_block(
             rel_err=float(rel[index]) if ratio.size else 0.0,
             tolerance=float(allowed[index]) if ratio.size else 0.0,
             ratio=worst_ratio,
+            estimate=float(np.abs(estimate)[index]) if estimate is not None and ratio.size else None,
         ),
         diff,
     )
 
 
 def _block_dict(block: BlockResult) -> dict[str, Any]:
-    return {
+    out = {
         "verdict": "pass" if block.passed else "fail",
         "index": list(block.index),
         "subject": block.subject_value,
@@ -89,6 +91,9 @@ def _block_dict(block: BlockResult) -> dict[str, Any]:
         "tolerance": block.tolerance,
         "ratio": block.ratio,
     }
+    if block.estimate is not None:
+        out["estimate"] = block.estimate  # part of the record: it set this entry's tolerance
+    return out
 
 
 def record_from_blocks(
@@ -118,6 +123,8 @@ def record_from_blocks(
     failing_layers = [layer for layer in (layer_of(b.name) for b in failing) if layer is not None]
     first_wrong = max(failing_layers, default=None)
     extra: dict[str, Any] = {"tolerance_note": tolerance.note}
+    if worst.estimate is not None:
+        extra["oracle_estimate"] = worst.estimate
     if failing:
         extra["abs_diff"] = heat
         extra["first_wrong_layer"] = first_wrong

@@ -17,7 +17,7 @@ from reference_impl.generate import case_from_index
 from reports import html as report_html
 from reports import plots
 from reports.campaign import CampaignConfig, run_campaign
-from reports.records import Record
+from reports.records import Record, read_records
 
 PLANTED = "property_tests.planted:scale_layer1"
 
@@ -72,6 +72,15 @@ def test_report_is_self_contained_and_shows_the_failing_layer(tmp_path: Path) ->
     assert "cases disagree" in page and "∂W/∂b layer 1" in page and "W1 (" in page
     assert "backprop-check replay 1-000000 --subject property_tests.planted:scale_layer1" in page
     assert page.count('<svg class="heat"') >= 6  # a heatmap per block of a failing record
+
+
+def test_the_block_table_shows_each_tolerance_and_the_oracle_estimate_behind_it(tmp_path: Path) -> None:
+    run_campaign(CampaignConfig.create(seed=1, examples=3, subject=PLANTED, oracles=("richardson",)), tmp_path)
+    page = report_html.write_report(tmp_path).read_text(encoding="utf-8")
+    record = next(r for r in read_records(tmp_path / "results.jsonl") if r.failed and r.blocks)
+    block = record.blocks[record.parameter or ""]
+    assert "oracle&#39;s estimate" in page or "oracle's estimate" in page
+    assert report_html._fmt(block["estimate"]) in page and report_html._fmt(block["tolerance"]) in page
 
 
 def test_user_text_is_escaped() -> None:

@@ -45,6 +45,12 @@ def test_a_1e_minus_9_relative_error_is_caught_with_the_estimate_as_tolerance() 
     case = Case(Spec((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse"), batch=4, seed=9)
     records = check_case(case, perturbed_subject("W1", 1e-9), ["richardson"])
     assert records[-1].failed and records[-1].parameter == "W1"
+    # The estimate is part of the record, per block at its worst entry, and it set that entry's tolerance.
+    record = records[-1]
+    assert record.blocks is not None
+    for block in record.blocks.values():
+        assert block["estimate"] >= 0.0 and block["tolerance"] >= 10.0 * block["estimate"]
+    assert record.extra["oracle_estimate"] == record.blocks["W1"]["estimate"]
 
 
 def test_estimates_are_reported_per_entry_and_cover_the_actual_error() -> None:

@@ -373,6 +373,8 @@ def _row(record: Record, position: int, data: ReportData, campaign: dict[str, An
                 "oracle": _exact(block.get("oracle")),
                 "rel_err": _fmt(block.get("rel_err")),
                 "ratio": _fmt(block.get("ratio")),
+                "tolerance": _fmt(block.get("tolerance")),
+                "estimate": _fmt(block.get("estimate")),
             }
             for name, block in record.blocks.items()
             # rows past the detailed ones list only their failing blocks: the report stays small
