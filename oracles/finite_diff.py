@@ -22,8 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from oracles.kinks import KinkCollector, bracket
-from oracles.numeric_forward import EPS, base_tape, block_losses, cbrt_eps_step, direction_losses, input_scale
+from oracles.kinks import KinkCollector
+from oracles.numeric_forward import (
+    EPS,
+    base_tape,
+    block_losses,
+    cbrt_eps_step,
+    difference_rounding,
+    direction_losses,
+    input_scale,
+)
 from oracles.registry import Oracle, OracleOutput, register
 from reference_impl.spec import Array, Params, Spec
 
@@ -50,22 +58,10 @@ def central_differences(
         evaluation = block_losses(spec, params, X, Y, name, np.stack([h, -h]), tape=tape)
         plus, minus = evaluation.losses
         grads[name] = ((plus - minus) / (2.0 * h)).reshape(params[name].shape)
-        rounding = EPS * (np.abs(plus) + np.abs(minus) + 2.0 * abs(tape.loss)) * (spec.depth + 1) / (2.0 * h)
-        errors[name] = rounding.reshape(params[name].shape)
+        errors[name] = difference_rounding(spec, tape.loss, plus, minus, h).reshape(params[name].shape)
         crossed = np.flatnonzero(evaluation.crossed.any(axis=0))
         if crossed.size:
-            lower, upper = bracket(
-                spec,
-                params,
-                X,
-                Y,
-                name,
-                crossed,
-                (tape.loss - minus[crossed]) / h[crossed],
-                (plus[crossed] - tape.loss) / h[crossed],
-                tape=tape,
-            )
-            kinks.add(name, params[name].shape, crossed, lower, upper)
+            kinks.add_differences(spec, params, X, Y, name, crossed, plus[crossed], minus[crossed], h[crossed], tape)
     extra: dict[str, Any] = {
         "step": "cbrt(eps)*max(1,|theta|)/max(1,|a_prev|)" if relative_step is None else relative_step
     }

@@ -73,6 +73,25 @@ class KinkCollector:
             hi.reshape(shape),
         )
 
+    def add_differences(
+        self,
+        spec: Spec,
+        params: Mapping[str, Array],
+        X: Array,
+        Y: Array,
+        block: str,
+        flat_indices: np.ndarray,
+        plus: Array,
+        minus: Array,
+        h: Array,
+        tape: BaseTape,
+    ) -> None:
+        """Bracket flagged entries from their losses L(θ ± h·e_i) and add them: D− = (L − L−)/h, D+ = (L+ − L)/h."""
+        lower, upper = bracket(
+            spec, params, X, Y, block, flat_indices, (tape.loss - minus) / h, (plus - tape.loss) / h, tape=tape
+        )
+        self.add(block, params[block].shape, flat_indices, lower, upper)
+
     def extra(self) -> dict[str, Any]:
         if not self.mask:
             return {}

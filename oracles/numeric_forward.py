@@ -102,6 +102,11 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
+def difference_rounding(spec: Spec, base_loss: float, plus: Array, minus: Array, steps: Array) -> Array:
+    """Rounding in (L+ − L−)/2h: eps·(|L+| + |L−| + 2|L|)·(depth + 1)/2h, per entry (any common shape)."""
+    return EPS * (np.abs(plus) + np.abs(minus) + 2.0 * abs(base_loss)) * (spec.depth + 1) / (2.0 * steps)
+
+
 def cbrt_eps_step(theta: Array) -> Array:
     """Central-difference step ∛eps·max(1, |θ|): balances O(h²) truncation against O(eps/h) rounding."""
     return np.cbrt(EPS) * np.maximum(1.0, np.abs(theta))

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from oracles.kinks import KinkCollector, bracket
-from oracles.numeric_forward import EPS, base_tape, block_losses, direction_losses, input_scale
+from oracles.kinks import KinkCollector
+from oracles.numeric_forward import EPS, base_tape, block_losses, difference_rounding, direction_losses, input_scale
 from oracles.registry import Oracle, OracleOutput, register
 from reference_impl.spec import Array, Params, Spec
 
@@ -87,25 +87,14 @@ def evaluate(spec: Spec, params: Params, X: Array, Y: Array) -> OracleOutput:
         plus, minus = evaluation.losses[:N_STEPS], evaluation.losses[N_STEPS:]
         crossed = evaluation.crossed[:N_STEPS] | evaluation.crossed[N_STEPS:]
         differences = (plus - minus) / (2.0 * steps)
-        rounding = EPS * (np.abs(plus) + np.abs(minus) + 2.0 * abs(tape.loss)) * (spec.depth + 1) / (2.0 * steps)
+        rounding = difference_rounding(spec, tape.loss, plus, minus, steps)
         value, error, extrapolated = extrapolate(differences, steps, ~crossed, rounding)
         grads[name] = value.reshape(params[name].shape)
         errors[name] = error.reshape(params[name].shape)
         flagged = np.flatnonzero(~extrapolated)
         if flagged.size:
-            h = steps[-1, flagged]
-            lower, upper = bracket(
-                spec,
-                params,
-                X,
-                Y,
-                name,
-                flagged,
-                (tape.loss - minus[-1, flagged]) / h,
-                (plus[-1, flagged] - tape.loss) / h,
-                tape=tape,
-            )
-            kinks.add(name, params[name].shape, flagged, lower, upper)
+            last = (-1, flagged)
+            kinks.add_differences(spec, params, X, Y, name, flagged, plus[last], minus[last], steps[last], tape)
     extra: dict[str, Any] = {"steps": [FIRST_STEP / 2.0**k for k in range(N_STEPS)]}
     extra.update(kinks.extra())
     return OracleOutput(grads=grads, loss=tape.loss, error=errors, elapsed=time.perf_counter() - start, extra=extra)
