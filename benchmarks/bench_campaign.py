@@ -22,9 +22,9 @@ import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 
-from oracles.compare import compare_to_oracle
 from oracles.registry import all_oracles, get_oracle
 from oracles.subjects import call_subject, reference_subject
+from oracles.verdicts.compare import compare_to_oracle
 from reference_impl.generate import case_from_index
 from reports import campaign
 from reports.campaign import BatchResult, CampaignConfig

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import torch
 
-from oracles.coverage import measure, warn_if_uncovered
+from property_tests.coverage import measure, warn_if_uncovered
+from property_tests.mutation.killmatrix import cheap_oracles, false_positive_campaign
 from reference_impl import case_from_index
-from reports.mutation import cheap_oracles, false_positive_campaign
 
 CHUNK = 500
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from oracles import complex_step, finite_diff, numeric_forward
-from oracles.numeric_forward import flat
+from oracles.numeric.forward import flat
 from oracles.registry import OracleOutput, all_oracles
 from reference_impl import Case, Spec, case_from_index, gradients
 from reference_impl.spec import Array

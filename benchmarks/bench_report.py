@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from oracles.compare import check_case
 from oracles.subjects import Subject, reference_subject
-from property_tests.mutants import MUTANTS
+from oracles.verdicts.compare import check_case
+from property_tests.mutation.catalogue import MUTANTS
 from reference_impl.generate import case_from_index
 from reports.campaign import RESULTS_FILE, CampaignConfig, environment_versions, write_campaign
 from reports.html import write_report

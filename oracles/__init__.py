@@ -1,7 +1,13 @@
-"""Independent ground truths for gradients, one registry, and the one comparer.
+"""Independent ground truths for gradients and everything that judges a subject against them.
 
-Every oracle module (``oracles.torch_autograd``, ``oracles.sympy_exact``, ``oracles.finite_diff``,
-``oracles.richardson``, ``oracles.complex_step``) exposes ``gradients(spec, params, X, Y)``, the same
+Layout, in the order the data flows: the registry and the subject protocol (``registry``, ``subjects``);
+the ground truths (``torch_autograd``, ``sympy_exact`` with its symbolic twins in ``symbolic``, and the
+numeric oracles in ``numeric/``); the verdicts (``verdicts/``: records, tolerances, the comparer, kinks,
+triangulation, the Taylor test); the diagnosis (``diagnosis/``); adapters for third-party code
+(``adapters/``).
+
+Every oracle module (``oracles.torch_autograd``, ``oracles.sympy_exact``, ``oracles.numeric.finite_diff``,
+``oracles.numeric.richardson``, ``oracles.numeric.complex_step``) exposes ``gradients(spec, params, X, Y)``, the same
 subject protocol as the reference.  Submodules load on first attribute access, so ``import oracles``
 stays cheap.
 """
@@ -15,10 +21,11 @@ from oracles.registry import ORACLE_MODULES, Oracle, OracleOutput, all_oracles, 
 
 __all__ = ["ORACLE_MODULES", "Oracle", "OracleOutput", "all_oracles", "get_oracle", "oracles_for", "register"]
 
-_SUBMODULES = {m.rsplit(".", 1)[1] for m in ORACLE_MODULES} | {"compare", "subjects", "tolerances"}
+# Oracle name -> its module, so ``oracles.finite_diff`` reaches ``oracles.numeric.finite_diff`` too.
+_SUBMODULES = {m.rsplit(".", 1)[1]: m for m in ORACLE_MODULES} | {"subjects": "oracles.subjects"}
 
 
 def __getattr__(name: str) -> ModuleType:
     if name in _SUBMODULES:
-        return importlib.import_module(f"oracles.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'oracles' has no attribute {name!r}")

@@ -20,9 +20,9 @@ from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, Array, Params, Spe
 ORACLE_MODULES: tuple[str, ...] = (
     "oracles.torch_autograd",
     "oracles.sympy_exact",
-    "oracles.complex_step",
-    "oracles.richardson",
-    "oracles.finite_diff",
+    "oracles.numeric.complex_step",
+    "oracles.numeric.richardson",
+    "oracles.numeric.finite_diff",
 )
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from reference_impl.spec import Array, Case, Params, Spec
+from reference_impl.case import Case
+from reference_impl.spec import Array, Params, Spec
 
 GradientsFn = Callable[[dict[str, Any], dict[str, Array], Array, Array], Mapping[str, Any]]
 LossFn = Callable[[dict[str, Any], dict[str, Array], Array, Array], float]

@@ -17,13 +17,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracles.compare import compare_to_oracle, protocol_record
-from oracles.family import Family
+from oracles.diagnosis.family import Family
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject
+from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.records import Record
 from property_tests.strategies import cases, specs
-from reference_impl.spec import Case, Spec
-from reports.records import Record
+from reference_impl.case import Case
+from reference_impl.spec import Spec
 
 
 class SubjectCheckFailed(AssertionError):
@@ -73,7 +74,7 @@ def case_records(subject: Subject, case: Case, oracle_name: str = "torch_autogra
 
 
 def _diagnosis_lines(subject: Subject, case: Case, family: Family) -> list[str]:
-    from oracles.diagnose import diagnose_subject
+    from oracles.diagnosis.diagnose import diagnose_subject
 
     try:
         found = diagnose_subject(subject, [case], supports=family)

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from oracles.compare import records_from_output
 from oracles.registry import get_oracle
 from oracles.subjects import Subject
-from oracles.tolerances import tolerance_for
+from oracles.verdicts.compare import records_from_output
+from oracles.verdicts.records import Record
+from oracles.verdicts.tolerances import tolerance_for
 from reference_impl import Case, gradients
-from reports.records import Record
 
 
 def full_records(case: Case, oracle_name: str, subject_grads: dict[str, np.ndarray] | None = None) -> list[Record]:

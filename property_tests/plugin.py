@@ -81,7 +81,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     target = _target(config)
     if target is None:
         return
-    from oracles.family import Family
+    from oracles.diagnosis.family import Family
     from oracles.subjects import SubjectLoadError, load_subject, subject_supports
 
     try:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
-from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Case, Spec
+from reference_impl.case import Case
+from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Spec
 
 HIDDEN_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATION_NAMES if a != "softmax")
 PARAM_SCALES: tuple[float, ...] = (0.1, 0.5, 1.0, 1.0, 2.0, 5.0)  # 5.0 saturates sigmoid/tanh units

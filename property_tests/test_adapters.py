@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from oracles import conventions
 from oracles.adapters import article, hips_autograd, sklearn_mlp
-from oracles.compare import check_case
-from oracles.diagnose import diagnose_subject
-from oracles.family import Family, family_cases
+from oracles.diagnosis import conventions
+from oracles.diagnosis.diagnose import diagnose_subject
+from oracles.diagnosis.family import Family, family_cases
 from oracles.subjects import Subject
+from oracles.verdicts.compare import check_case
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, loss
-from reports.cli_verify import verify_subject
+from reports.cli.verify import verify_subject
 
 pytest.importorskip("sklearn")
 

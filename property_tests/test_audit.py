@@ -11,7 +11,7 @@ import pytest
 from hypothesis import strategies as st
 
 from reference_impl.spec import Spec
-from reports.audit import (
+from reports.audit.core import (
     AMBIGUOUS,
     CONDITIONS,
     HOLDS,
@@ -34,8 +34,8 @@ from reports.audit import (
     run_check,
     setting,
 )
-from reports.audit_instances import networks
-from reports.cli import main
+from reports.audit.instances import networks
+from reports.cli.app import main
 
 
 def test_compare_needs_the_exact_shape_and_the_oracle_tolerance() -> None:
@@ -218,7 +218,7 @@ def test_the_standalone_page_has_its_own_shell_when_the_report_has_none(monkeypa
 
 
 def test_non_finite_numbers_stay_visible_in_json() -> None:
-    from reports.audit import counterexample_json
+    from reports.audit.core import counterexample_json
 
     example = counterexample_json(_instance(), Outcome(False, np.array([np.inf, 1.0]), np.nan, "overflow"))
     assert example["claimed"] == ["inf", 1.0] and example["oracle"] == "nan"

@@ -9,7 +9,7 @@ from oracles import torch_autograd
 from property_tests.strategies import cases
 from reference_impl import Case, run
 from reference_impl.spec import Spec
-from reports.audit_truth import batch_normaliser, truth
+from reports.audit.truth import batch_normaliser, truth
 
 
 @settings(max_examples=40)

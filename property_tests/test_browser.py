@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("browser-report")
     config = CampaignConfig.create(
-        seed=1, examples=8, subject="property_tests.planted:scale_layer1", oracles=("torch_autograd",)
+        seed=1, examples=8, subject="property_tests.mutation.planted:scale_layer1", oracles=("torch_autograd",)
     )
     run_campaign(config, directory)
     return write_report(directory)

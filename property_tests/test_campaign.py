@@ -13,11 +13,11 @@ from oracles.registry import all_oracles
 from reference_impl.generate import case_from_index
 from reports import campaign
 from reports.campaign import CampaignConfig, CampaignError, run_campaign
-from reports.progress import Progress, format_eta
+from reports.cli.progress import Progress, format_eta
 from reports.records import Record, read_records
 
 TORCH = ("torch_autograd",)
-PLANTED = "property_tests.planted:scale_layer1"
+PLANTED = "property_tests.mutation.planted:scale_layer1"
 
 
 def comparable(records: list[Record]) -> list[dict[str, Any]]:

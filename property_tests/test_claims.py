@@ -14,9 +14,7 @@ import numpy as np
 import pytest
 
 from oracles.adapters import article
-from reports.audit import AMBIGUOUS, CONDITIONS, HOLDS, WRONG, Claim, ClaimResult, evaluate_claim
-from reports.audit_symbolic import recursion_rule, scalar_output_rule
-from reports.claims import (
+from reports.audit.claims import (
     all_claims,
     claim_3_2,
     claim_3_3,
@@ -26,7 +24,8 @@ from reports.claims import (
     recursion_4_3,
     recursion_no_transpose,
 )
-from reports.claims_listings import (
+from reports.audit.core import AMBIGUOUS, CONDITIONS, HOLDS, WRONG, Claim, ClaimResult, evaluate_claim
+from reports.audit.listings import (
     LISTING_5_1,
     LISTING_5_2,
     claim_5_2_db,
@@ -35,6 +34,7 @@ from reports.claims_listings import (
     printed_numbers,
     run_listing,
 )
+from reports.audit.symbolic import recursion_rule, scalar_output_rule
 
 EXAMPLES = 3  # per setting: the grids are what find the conditions; a few instances each suffice here
 

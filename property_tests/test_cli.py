@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from reports.cli import EXIT_USAGE, main
+from reports.cli.app import EXIT_USAGE, main
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
     """
     code = (
         "import argparse, sys\n"
-        "import reports.cli as cli\n"
+        "import reports.cli.app as cli\n"
         "original = cli.build_parser\n"
         "def build():\n"
         "    parser = original()\n"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from property_tests import mutants
-from property_tests.mutants import Mutant
-from reports.cli import main
+from property_tests.mutation import catalogue as mutants
+from property_tests.mutation.catalogue import Mutant
+from reports.cli.app import main
 
 FAST = ["--examples", "0", "--shrink-examples", "0", "--no-diagnosis", "--quiet"]
 

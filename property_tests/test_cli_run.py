@@ -14,10 +14,10 @@ import pytest
 
 from reference_impl.generate import case_from_index
 from reports import campaign
-from reports.cli import main
+from reports.cli.app import main
 from reports.records import Record, read_records
 
-PLANTED = "property_tests.planted:scale_layer1"
+PLANTED = "property_tests.mutation.planted:scale_layer1"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -129,7 +129,7 @@ def test_replay_prints_the_comparison_and_a_snippet_that_reproduces_the_case(
     out = capsys.readouterr().out
     case = case_from_index(1, 7)
     assert f"@example(case={case!r})" in out and "FAIL" in out and "W1" in out
-    snippet = out[out.index("from oracles.compare import check_case") : out.index("DISCREPANCIES FOUND")]
+    snippet = out[out.index("from oracles.verdicts.compare import check_case") : out.index("DISCREPANCIES FOUND")]
     found: list[Record] = []
     namespace: dict[str, Any] = {"found": found}
     exec(compile(snippet.replace("print(record.summary())", "found.append(record)"), "<snippet>", "exec"), namespace)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from property_tests.mutants import MUTANTS
-from reports.cli import main
+from property_tests.mutation.catalogue import MUTANTS
+from reports.cli.app import main
 
 FOUNDATION = [
     "transpose_W",
@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from property_tests.mutants import MUTANTS
+from property_tests.mutation.catalogue import MUTANTS
 from reference_impl import gradients
 
 for _name, _mutant in MUTANTS.items():

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from oracles.compare import check_case, compare_block, projection_directions
 from oracles.registry import Oracle, OracleOutput
 from oracles.subjects import Subject, reference_subject
-from oracles.tolerances import Tolerance, entry_tolerance, tolerance_for
+from oracles.verdicts.blocks import compare_block
+from oracles.verdicts.compare import check_case, projection_directions
+from oracles.verdicts.tolerances import Tolerance, entry_tolerance, tolerance_for
 from property_tests.numeric_helpers import perturbed_subject
 from property_tests.strategies import cases
 from reference_impl import Case, Spec, gradients, run
@@ -75,7 +76,7 @@ def _directional_oracle(noise: float) -> Oracle:
 
 
 def test_projection_first_then_localise_only_on_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oracles import compare
+    from oracles.verdicts import compare
 
     oracle = _directional_oracle(0.0)
     monkeypatch.setattr(compare, "oracles_for", lambda spec, names=None: [oracle])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from oracles import complex_step
-from oracles.compare import check_case
+from oracles.numeric import complex_step
+from oracles.verdicts.compare import check_case
 from property_tests.numeric_helpers import full_records, perturbed_subject
 from property_tests.strategies import cases
 from reference_impl import Case, Spec, gradients

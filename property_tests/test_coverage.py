@@ -7,10 +7,17 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from oracles.compare import check_case
-from oracles.coverage import TERM_NAMES, CoverageReport, CoverageWarning, measure, term_magnitudes, warn_if_uncovered
 from oracles.subjects import Subject
-from property_tests.mutants import MUTANTS
+from oracles.verdicts.compare import check_case
+from property_tests.coverage import (
+    TERM_NAMES,
+    CoverageReport,
+    CoverageWarning,
+    measure,
+    term_magnitudes,
+    warn_if_uncovered,
+)
+from property_tests.mutation.catalogue import MUTANTS
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec
 

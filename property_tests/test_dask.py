@@ -11,7 +11,7 @@ import pytest
 from property_tests.test_campaign import assert_every_case_once, comparable
 from reports import campaign
 from reports.campaign import CampaignConfig, run_campaign
-from reports.cli import main
+from reports.cli.app import main
 from reports.records import read_records
 
 pytestmark = pytest.mark.dask
@@ -49,7 +49,7 @@ def test_cli_takes_the_scheduler_from_the_environment(
 ) -> None:
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
     argv = ["run", "--out", str(tmp_path), "--examples", "4", "--seed", "9", "--oracles", "torch_autograd"]
-    assert main([*argv, "--subject", "property_tests.planted:scale_layer1"]) == 1
+    assert main([*argv, "--subject", "property_tests.mutation.planted:scale_layer1"]) == 1
     stored = campaign.read_campaign(tmp_path)
     assert stored is not None and stored["last_run"]["executor"] == f"dask {cluster.scheduler_address}"
     assert_every_case_once(tmp_path / campaign.RESULTS_FILE, 9, 4)

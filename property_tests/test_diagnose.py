@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oracles import conventions
 from oracles.adapters import article
-from oracles.diagnose import Diagnosis, diagnose_subject
-from oracles.family import Family
+from oracles.diagnosis import conventions
+from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
+from oracles.diagnosis.family import Family
 from oracles.subjects import Subject, reference_subject
-from property_tests.mutants import MUTANTS
+from property_tests.mutation.catalogue import MUTANTS
 from reference_impl import Case, Spec, gradients
 
 # The foundation's catalogue: each must be named first, with its layer where it has one.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from oracles import finite_diff
+from oracles.numeric import finite_diff
 from property_tests.numeric_helpers import full_records, perturbed_subject
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients

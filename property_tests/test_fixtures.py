@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports.cli import main
+from reports.cli.app import main
 from reports.fixtures import SCHEMA_VERSION, check_results, export_fixtures, read_index
 
 # Stands in for a C++/Rust/JS implementation: reads index.json and the .npz cases, computes its own

@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from oracles.compare import check_case
 from oracles.subjects import Subject, reference_subject
-from property_tests.mutants import MUTANTS
+from oracles.verdicts.compare import check_case
+from property_tests.mutation.catalogue import MUTANTS
 from reference_impl.generate import case_from_index
 from reports import html as report_html
 from reports import plots
 from reports.campaign import CampaignConfig, run_campaign
 from reports.records import Record, read_records
 
-PLANTED = "property_tests.planted:scale_layer1"
+PLANTED = "property_tests.mutation.planted:scale_layer1"
 
 
 class ResourceCollector(HTMLParser):
@@ -70,7 +70,7 @@ def test_report_is_self_contained_and_shows_the_failing_layer(tmp_path: Path) ->
     assert not {"link", "img", "iframe", "object", "embed"} & collector.tags
     assert "http://" not in page.replace("http://www.w3.org/", "") and "https://" not in page
     assert "cases disagree" in page and "∂W/∂b layer 1" in page and "W1 (" in page
-    assert "backprop-check replay 1-000000 --subject property_tests.planted:scale_layer1" in page
+    assert "backprop-check replay 1-000000 --subject property_tests.mutation.planted:scale_layer1" in page
     assert page.count('<svg class="heat"') >= 6  # a heatmap per block of a failing record
 
 
@@ -147,16 +147,16 @@ def test_extra_sections_are_included_when_their_file_and_renderer_exist(
     records = records_for(reference_subject(), range(2))
     (tmp_path / "audit.json").write_text(json.dumps({"claims": 3}))
     (tmp_path / "mutants.json").write_text(json.dumps({"mutants": 8}))
-    audit = types.ModuleType("reports.audit")
+    audit = types.ModuleType("reports.audit.core")
     audit.render_section = lambda data: f"<p id='audit-fragment'>{data['claims']} claims</p>"  # type: ignore[attr-defined]
-    mutation = types.ModuleType("reports.mutation")
+    mutation = types.ModuleType("reports.mutation_view")
 
     def broken(data: dict[str, object]) -> str:
         raise RuntimeError("renderer bug")
 
     mutation.render_section = broken  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "reports.audit", audit)
-    monkeypatch.setitem(sys.modules, "reports.mutation", mutation)
+    monkeypatch.setitem(sys.modules, "reports.audit.core", audit)
+    monkeypatch.setitem(sys.modules, "reports.mutation_view", mutation)
     page = report_html.render_report(records, None, tmp_path)
     assert "<p id='audit-fragment'>3 claims</p>" in page
     assert "could not render mutants.json: renderer bug" in page

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from oracles.compare import check_case
 from oracles.subjects import Subject
+from oracles.verdicts.compare import check_case
 from property_tests.numeric_helpers import full_records
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import assume, example, given
 
 from oracles import torch_autograd
-from oracles.compare import check_case
 from oracles.subjects import reference_subject
+from oracles.verdicts.compare import check_case
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradient_descent_step, gradients, loss, run, vjp
 

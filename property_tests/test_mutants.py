@@ -7,9 +7,9 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis.errors import NoSuchExample
 
-from oracles.compare import check_case
 from oracles.subjects import Subject
-from property_tests.mutants import MUTANTS, STATEFUL, Mutant, mutated_backward, mutated_gradients
+from oracles.verdicts.compare import check_case
+from property_tests.mutation.catalogue import MUTANTS, STATEFUL, Mutant, mutated_backward, mutated_gradients
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients, run
 

@@ -9,23 +9,23 @@ from typing import Any
 import numpy as np
 import pytest
 
-from oracles.compare import check_case
 from oracles.registry import all_oracles
 from oracles.subjects import Subject, reference_subject
-from property_tests.mutants import MUTANTS, Mutant
-from reference_impl import Case, Spec
-from reports import mutation
-from reports.mutation import (
+from oracles.verdicts.compare import check_case
+from property_tests.mutation import killmatrix as mutation
+from property_tests.mutation.catalogue import MUTANTS, Mutant
+from property_tests.mutation.killmatrix import (
     CURATED,
     CaseContext,
     classify_kink,
     compute_matrix,
     false_positive_campaign,
     kink_variants,
-    render_section,
     run_case,
     smallest_exposing_case,
 )
+from reference_impl import Case, Spec
+from reports.mutation_view import render_section
 
 KINK_CASE = Case(Spec((3, 4, 2), ("relu", "identity"), "mse"), batch=3, seed=5, kinks=True)
 # Its name matches no mutation: the copy behaves exactly like the reference, so nothing can kill it.
@@ -119,7 +119,7 @@ def test_diagnosis_is_not_applicable_until_the_diagnoser_exists(monkeypatch: pyt
     real_import = builtins.__import__
 
     def no_diagnoser(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "oracles.diagnose":
+        if name == "oracles.diagnosis.diagnose":
             raise ModuleNotFoundError(name=name)
         return real_import(name, *args, **kwargs)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oracles.numeric_forward import (
+from oracles.numeric.forward import (
     EPS,
     activate,
     base_tape,
@@ -83,7 +83,7 @@ def _whole_block_against_recomputation(spec: Spec, params: dict[str, np.ndarray]
 def test_the_exponential_series_path_equals_recomputation(
     hidden: str, output: str, loss_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from oracles import numeric_forward
+    from oracles.numeric import forward as numeric_forward
 
     # Fan-in ≥ SERIES_MIN_RUN: whole rows of W1/W2 take the series path into a folded hidden layer 2
     # or, for W2, into a tanh/sigmoid output under mse/half_sse.
@@ -115,7 +115,7 @@ def test_the_exponential_series_path_deep_in_saturation() -> None:
 def test_the_series_term_count_meets_its_bound(x_max: float) -> None:
     import mpmath
 
-    from oracles.numeric_forward import exp_series_terms
+    from oracles.numeric.forward import exp_series_terms
 
     count = exp_series_terms(x_max)
     assert count is not None
@@ -128,7 +128,7 @@ def test_the_series_term_count_meets_its_bound(x_max: float) -> None:
 
 
 def test_the_series_declines_large_and_non_finite_steps() -> None:
-    from oracles.numeric_forward import exp_series_terms
+    from oracles.numeric.forward import exp_series_terms
 
     assert exp_series_terms(0.1) is None
     assert exp_series_terms(float("nan")) is None
@@ -218,7 +218,7 @@ def test_complex_losses_from_logits_are_finite_when_saturated() -> None:
 
 
 def test_a_whole_block_is_one_batch_not_a_python_loop_per_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oracles import numeric_forward
+    from oracles.numeric import forward as numeric_forward
 
     spec = Spec((20, 30, 25, 3), ("tanh", "sigmoid", "identity"), "mse")
     params, X, Y = Case(spec, batch=4, seed=1).arrays()
@@ -290,7 +290,7 @@ def test_the_convention_at_an_exact_zero_is_honoured_by_both_paths() -> None:
 
 
 def test_a_planted_slope_error_of_1e_minus_12_breaks_the_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oracles import numeric_forward
+    from oracles.numeric import forward as numeric_forward
 
     case = Case(Spec((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse"), batch=4, seed=9)
     assert _fast_versus_generic(case) <= 1.0
@@ -320,7 +320,7 @@ def test_a_real_shift_takes_full_complex_arithmetic() -> None:
 @settings(max_examples=20)
 @given(cases())
 def test_results_do_not_depend_on_the_number_of_worker_threads(case: Case) -> None:
-    from oracles import numeric_forward
+    from oracles.numeric import forward as numeric_forward
 
     params, X, Y = case.arrays()
     name = case.spec.parameter_names[0]
@@ -341,7 +341,7 @@ def test_results_do_not_depend_on_the_number_of_worker_threads(case: Case) -> No
 
 
 def test_worker_threads_rejects_zero() -> None:
-    from oracles import numeric_forward
+    from oracles.numeric import forward as numeric_forward
 
     with pytest.raises(ValueError, match="at least 1"), numeric_forward.worker_threads(0):
         pass
@@ -349,7 +349,7 @@ def test_worker_threads_rejects_zero() -> None:
 
 @pytest.mark.parametrize("rows", [[0, 0, 0, 2, 2, 1], [3, 1, 0, 2, 1, 3, 0, 2, 1, 0, 3, 2]])
 def test_outer_rows_equals_the_explicit_products(rows: list[int]) -> None:
-    from oracles.numeric_forward import outer_rows
+    from oracles.numeric.forward import outer_rows
 
     rng = np.random.default_rng(8)
     W = rng.standard_normal((5, 4))

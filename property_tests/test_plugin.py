@@ -9,7 +9,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 USER_SUBJECTS = """
-from property_tests.mutants import MUTANTS
+from property_tests.mutation.catalogue import MUTANTS
 from reference_impl import gradients as right
 
 SUPPORTS = {"activations": ["tanh", "identity"], "losses": ["mse"], "max_depth": 2}

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from oracles.compare import check_case
 from oracles.subjects import Subject, reference_subject
-from property_tests.mutants import MUTANTS
+from oracles.verdicts.compare import check_case
+from property_tests.mutation.catalogue import MUTANTS
 from reference_impl import Case, Spec
 from reports.records import Record, RecordWriter, read_records
 

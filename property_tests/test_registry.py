@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from oracles import all_oracles
-from oracles.compare import check_case
 from oracles.subjects import reference_subject
+from oracles.verdicts.compare import check_case
 from reference_impl import Case, Spec
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION
 

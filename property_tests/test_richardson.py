@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from oracles import richardson
-from oracles.compare import check_case
-from oracles.numeric_forward import EPS
+from oracles.numeric import richardson
+from oracles.numeric.forward import EPS
+from oracles.verdicts.compare import check_case
 from property_tests.numeric_helpers import full_records, perturbed_subject
 from property_tests.strategies import cases
 from reference_impl import Case, Spec, gradients

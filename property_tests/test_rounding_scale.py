@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from oracles.compare import check_case
-from oracles.rounding_scale import case_magnitudes, magnitudes
 from oracles.subjects import reference_subject
+from oracles.verdicts.compare import check_case
+from oracles.verdicts.rounding_scale import case_magnitudes, magnitudes
 from property_tests.numeric_helpers import perturbed_subject
 from property_tests.strategies import cases
 from property_tests.test_sympy_exact import SATURATED_SOFTMAX

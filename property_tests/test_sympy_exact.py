@@ -14,9 +14,9 @@ import sympy
 from hypothesis import given, settings
 
 from oracles import sympy_exact
-from oracles.compare import check_case
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, reference_subject
+from oracles.verdicts.compare import check_case
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients, loss, run
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from oracles.taylor import taylor_record, taylor_test
-from property_tests.mutants import MUTANTS
+from oracles.verdicts.taylor import taylor_record, taylor_test
+from property_tests.mutation.catalogue import MUTANTS
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from oracles import finite_diff
+from oracles.numeric import finite_diff
 from oracles.registry import all_oracles
 from oracles.subjects import reference_subject
-from oracles.triangulate import odd_one_out, triangulate
+from oracles.verdicts.triangulate import odd_one_out, triangulate
 from property_tests.numeric_helpers import perturbed_subject
 from reference_impl import Case, Spec
 

@@ -4,7 +4,8 @@
 """
 
 from reference_impl.activations import ACTIVATIONS, Activation, get_activation
-from reference_impl.generate import case_from_index, make_problem, random_spec
+from reference_impl.case import Case, Problem, make_problem
+from reference_impl.generate import case_from_index, random_spec
 from reference_impl.losses import LOSSES, Loss, get_loss
 from reference_impl.mlp import (
     Backward,
@@ -18,17 +19,7 @@ from reference_impl.mlp import (
     run,
     vjp,
 )
-from reference_impl.spec import (
-    ACTIVATION_NAMES,
-    LOSS_NAMES,
-    Array,
-    Case,
-    Params,
-    Problem,
-    Spec,
-    SpecError,
-    as_spec,
-)
+from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, Array, Params, Spec, SpecError, as_spec
 
 __all__ = [
     "ACTIVATIONS",

@@ -1,17 +1,14 @@
-"""Architecture specs and the one frozen case object that flows through the suite.
+"""Architecture specs: names, validation and the hashable :class:`Spec`.
 
 An architecture travels as a plain dict ``{"widths": [n_0, ..., n_L], "activations": [...], "loss": ...}``
-so that code outside this project can speak it; :class:`Spec` is its validated, hashable twin.
-A :class:`Case` is a *recipe*: spec + batch size + scales + seed.  Its arrays are a pure function of
-those fields, so its ``repr`` is valid Python that rebuilds exactly the same problem.
+so that code outside this project can speak it; :class:`Spec` is its validated, hashable twin.  The case
+built on a spec lives in :mod:`reference_impl.case`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -121,69 +118,6 @@ def check_arrays(spec: Spec, params: Mapping[str, Array], X: Array, Y: Array) ->
         raise SpecError(f"X has shape {X.shape}, expected ({spec.widths[0]}, m)")
     if Y.shape != (spec.widths[-1], X.shape[1]):
         raise SpecError(f"Y has shape {Y.shape}, expected ({spec.widths[-1]}, {X.shape[1]})")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Concrete arrays of a case.
-
-    ``params``: W{l} ``(n_l, n_{l-1})``, b{l} ``(n_l, 1)``; ``X`` ``(n_0, m)``; ``Y`` ``(n_L, m)``.
-    """
-
-    params: Params
-    X: Array
-    Y: Array
-    kink_sites: tuple[tuple[int, int, int], ...] = ()  # (layer, unit, example) placed exactly on z = 0
-
-
-@dataclass(frozen=True)
-class Case:
-    """A reproducible problem.  ``repr`` is pasteable Python (``Case(spec=Spec(...), ...)``).
-
-    ``param_scale`` multiplies Glorot-like weights, ``data_scale`` the inputs; ``kinks`` places some
-    relu/leaky_relu pre-activations exactly on 0 (on a dyadic grid, so it is exact in any summation order).
-    """
-
-    spec: Spec
-    batch: int = 3
-    seed: int = 0
-    param_scale: float = 1.0
-    data_scale: float = 1.0
-    kinks: bool = False
-    label: str = field(default="", compare=False)
-
-    def __post_init__(self) -> None:
-        if self.batch < 1:
-            raise SpecError("batch size must be at least 1")
-
-    @property
-    def id(self) -> str:
-        if self.label:
-            return self.label
-        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:12]
-        return f"case-{digest}"
-
-    @cached_property
-    def problem(self) -> Problem:
-        from reference_impl.generate import make_problem
-
-        return make_problem(self)
-
-    @property
-    def params(self) -> Params:
-        return {k: v.copy() for k, v in self.problem.params.items()}
-
-    @property
-    def X(self) -> Array:
-        return self.problem.X.copy()
-
-    @property
-    def Y(self) -> Array:
-        return self.problem.Y.copy()
-
-    def arrays(self) -> tuple[Params, Array, Array]:
-        """Fresh copies, so a subject that mutates its inputs cannot poison the case."""
-        return self.params, self.X, self.Y
 
 
 def spec_from_lists(widths: Sequence[int], activations: Sequence[str], loss: str) -> Spec:

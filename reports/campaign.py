@@ -31,12 +31,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from oracles.compare import case_record, check_case
 from oracles.registry import all_oracles, get_oracle
 from oracles.subjects import Subject, load_subject, reference_subject
+from oracles.verdicts.blocks import case_record
+from oracles.verdicts.compare import check_case
+from reference_impl.case import Case
 from reference_impl.generate import case_from_index
-from reference_impl.spec import Case
-from reports.progress import Progress
+from reports.cli.progress import Progress
 from reports.records import Record, RecordWriter, read_records
 
 RESULTS_FILE = "results.jsonl"

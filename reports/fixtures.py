@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from oracles.compare import compare_block, compare_to_oracle
-from oracles.family import Family, family_cases
+from oracles.diagnosis.family import Family, family_cases
 from oracles.registry import get_oracle
-from oracles.tolerances import Tolerance
+from oracles.verdicts.blocks import compare_block
+from oracles.verdicts.compare import compare_to_oracle
+from oracles.verdicts.tolerances import Tolerance
 from reference_impl import mlp
 
 SCHEMA = "backprop-check/fixtures"

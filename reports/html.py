@@ -6,8 +6,8 @@ passing records closest to their tolerance, with per-layer detail (|Δ| heatmaps
 at the worst entry, the replay command) for the first ``DETAIL_ROWS`` rows.  Plots are static inline SVG;
 sorting, filtering and expanding rows is a few lines of inline JavaScript.
 
-Other features add sections: when ``DIR/audit.json`` (``reports.audit.render_section``) or
-``DIR/mutants.json`` (``reports.mutation.render_section``) exist and their renderer imports, their HTML
+Other features add sections: when ``DIR/audit.json`` (``reports.audit.core.render_section``) or
+``DIR/mutants.json`` (``reports.mutation_view.render_section``) exist and their renderer imports, their HTML
 fragment is included.  :func:`page` is the shared shell (CSS, layout) for standalone pages.
 """
 
@@ -40,8 +40,8 @@ CLOSEST_PASSES = 25
 DETAIL_ROWS = 50
 # (file in the campaign directory, module, section title): optional sections written by other features.
 EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("audit.json", "reports.audit", "Article audit"),
-    ("mutants.json", "reports.mutation", "Mutation kill matrix"),
+    ("audit.json", "reports.audit.core", "Article audit"),
+    ("mutants.json", "reports.mutation_view", "Mutation kill matrix"),
 )
 
 _ENV = Environment(

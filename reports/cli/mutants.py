@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli import EXIT_FOUND, EXIT_OK, UsageError
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
 
 DEFAULT_EXAMPLES = 24
 DEFAULT_SEED = 0
@@ -67,8 +67,9 @@ def _names(text: str | None, known: dict[str, Any], flag: str) -> list[str] | No
 
 def mutants_command(args: Any) -> int:
     from oracles.registry import all_oracles
-    from property_tests.mutants import MUTANTS
-    from reports.mutation import render_page, render_text, run_matrix
+    from property_tests.mutation.catalogue import MUTANTS
+    from property_tests.mutation.killmatrix import run_matrix
+    from reports.mutation_view import render_page, render_text
 
     if args.examples < 0:
         raise UsageError(f"--examples must be ≥ 0, got {args.examples}", "usage")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from reference_impl.activations import get_activation
 from reference_impl.spec import KINKED_ACTIVATIONS, Array, Params, Spec
-from reports.audit import Instance, Setting
+from reports.audit.core import Instance, Setting
 
 LATTICE = st.integers(-2, 2).map(lambda k: k / 2.0)
 ELEMENTWISE: tuple[str, ...] = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus")

@@ -1,12 +1,12 @@
-"""Each planted bug of :data:`property_tests.mutants.MUTANTS` as an importable subject.
+"""Each planted bug of :data:`property_tests.mutation.catalogue.MUTANTS` as an importable subject.
 
-``backprop-check run --subject property_tests.planted:scale_layer1`` points a campaign at the mutant
+``backprop-check run --subject property_tests.mutation.planted:scale_layer1`` points a campaign at the mutant
 named ``scale_layer1``; every mutant name is a module attribute holding its gradients function.
 """
 
 from __future__ import annotations
 
-from property_tests.mutants import MUTANTS, GradientsFn
+from property_tests.mutation.catalogue import MUTANTS, GradientsFn
 
 SUBJECTS: dict[str, GradientsFn] = {name: mutant.gradients for name, mutant in MUTANTS.items()}
 

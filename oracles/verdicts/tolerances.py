@@ -5,7 +5,7 @@ The comparison formula lives in :func:`entry_tolerance` and nowhere else.  An en
     |s_i − o_i| ≤ rtol · max(|o_i|, ‖o‖∞ of its block, Ḡ_i) + atol + estimate_factor · e_i
 
 where ``e_i`` is the oracle's own per-entry error estimate (Richardson, central differences) or 0, and
-Ḡ_i the magnitude of the terms that entry sums (:mod:`oracles.rounding_scale`; 0 when not given).
+Ḡ_i the magnitude of the terms that entry sums (:mod:`oracles.verdicts.rounding_scale`; 0 when not given).
 Scaling by the block's ∞-norm keeps cancellation in small entries from being called a bug, while a
 relative error of 1e-9 in a large entry is still far above a 1e-12 floor; Ḡ does the same when a whole
 block is small because its terms cancel (a saturated output), where float64 cannot do better.

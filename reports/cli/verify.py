@@ -17,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from oracles import conventions
-from oracles.compare import compare_to_oracle, protocol_record
-from oracles.diagnose import Diagnosis, diagnose_subject
-from oracles.family import Family, family_cases
+from oracles.diagnosis import conventions
+from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
+from oracles.diagnosis.family import Family, family_cases
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject, load_subject, subject_supports
-from reference_impl.spec import Case, Spec
-from reports.cli import EXIT_FOUND, EXIT_OK, UsageError
+from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from reference_impl.case import Case
+from reference_impl.spec import Spec
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
 from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
 from reports.records import Record, RecordWriter
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import sympy as sp
 
-from reports.audit import SymbolicResult
+from reports.audit.core import SymbolicResult
 
 MatrixFormula = Callable[[sp.Matrix, sp.Matrix, sp.Matrix], sp.Matrix]
 

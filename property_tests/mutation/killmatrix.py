@@ -1,6 +1,6 @@
 """The suite's own power: every planted bug against every oracle and check (the kill matrix).
 
-Each mutant (:mod:`property_tests.mutants`) is run on a fixed batch of diverse cases.  Per case:
+Each mutant (:mod:`property_tests.mutation.catalogue`) is run on a fixed batch of diverse cases.  Per case:
 
 1. a *warm-up* call on a sibling case (same architecture and batch, other values) comes first, so
    state carried between calls shows in the measured call, as it would in a campaign;
@@ -23,14 +23,13 @@ on a kink — i.e. when the mismatch is confined to what those sites decide.  Re
 itself already marks ``kink`` (numeric oracles' brackets) count the same way.
 
 For each mutant, Hypothesis then shrinks (``hypothesis.find``) to the smallest architecture on which
-the cheapest killing check still kills it, and the diagnoser (when :mod:`oracles.diagnose` exists) is
+the cheapest killing check still kills it, and the diagnoser (when :mod:`oracles.diagnosis.diagnose` exists) is
 asked to name it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import importlib
 import itertools
 import time
@@ -40,18 +39,20 @@ from typing import Any
 
 import numpy as np
 
-from oracles.compare import check_case, compare_block, compare_to_oracle
-from oracles.coverage import measure
 from oracles.registry import Oracle, OracleOutput, all_oracles
 from oracles.subjects import ProtocolFailure, Subject, reference_subject, validate_gradients
-from oracles.tolerances import tolerance_for
-from property_tests.mutants import MUTANTS, Mutant
+from oracles.verdicts.blocks import compare_block
+from oracles.verdicts.compare import check_case, compare_to_oracle
+from oracles.verdicts.records import Record
+from oracles.verdicts.tolerances import tolerance_for
+from property_tests.coverage import measure
+from property_tests.mutation.catalogue import MUTANTS, Mutant
 from reference_impl.activations import LEAKY_SLOPE, get_activation
+from reference_impl.case import Case
 from reference_impl.generate import case_from_index
 from reference_impl.losses import get_loss
 from reference_impl.mlp import forward
-from reference_impl.spec import KINKED_ACTIVATIONS, Array, Case, Params, Spec
-from reports.records import Record
+from reference_impl.spec import KINKED_ACTIVATIONS, Array, Params, Spec
 
 SCHEMA_VERSION = 1
 PROTOCOL_COLUMNS: tuple[str, ...] = ("protocol", "input_mutation", "repeatability")
@@ -530,13 +531,13 @@ def _case_summary(case: Case) -> dict[str, Any]:
 
 
 def diagnose(mutant: Mutant, seed: int) -> dict[str, Any]:
-    """Whether :mod:`oracles.diagnose` names the mutant's expected key first ("n/a" while it is absent)."""
+    """Whether :mod:`oracles.diagnosis.diagnose` names the mutant's expected key first ("n/a" while it is absent)."""
     try:
-        module = importlib.import_module("oracles.diagnose")
+        module = importlib.import_module("oracles.diagnosis.diagnose")
     except ModuleNotFoundError as exc:
-        if exc.name != "oracles.diagnose":
+        if exc.name != "oracles.diagnosis.diagnose":
             raise
-        return {"status": NOT_APPLICABLE, "reason": "oracles.diagnose is not available"}
+        return {"status": NOT_APPLICABLE, "reason": "oracles.diagnosis.diagnose is not available"}
     subject = Subject(mutant.name, mutant.gradients, None, mutant.deltas)
     mutant.reset()
     try:
@@ -682,111 +683,3 @@ def false_positive_campaign(
                 result.failures.append(record)
     result.elapsed = time.perf_counter() - began
     return result
-
-
-# --- views -----------------------------------------------------------------------------------------
-
-_SYMBOL = {KILLED: "X", KINK: "k", SURVIVED: ".", NOT_APPLICABLE: "-"}
-
-
-def figure_line(data: Mapping[str, Any]) -> str:
-    s = data["summary"]
-    percent = 100.0 * s["bug_killed"] / s["bug_total"] if s["bug_total"] else 100.0
-    return (
-        f"killed {s['bug_killed']}/{s['bug_total']} bug mutants ({percent:.1f} %); "
-        f"{s['kink_classified']}/{s['kink_total']} kink mutants classified as kinks"
-    )
-
-
-def render_text(data: Mapping[str, Any]) -> str:
-    """The kill matrix as a fixed-width table, legend and figure last."""
-    columns: list[str] = list(data["columns"])
-    names = [m["name"] for m in data["mutants"]]
-    width = max(len(n) for n in names) if names else 10
-    header_rows = [" " * (width + 2) + " ".join(f"{i:>2}" for i in range(1, len(columns) + 1))]
-    lines = [f"{i:>2} = {c}" for i, c in enumerate(columns, start=1)]
-    body = []
-    for m in data["mutants"]:
-        cells = " ".join(f"{_SYMBOL[m['cells'][c]['state']]:>2}" for c in columns)
-        smallest = m.get("smallest")
-        arch = f"{smallest['spec']['widths']} m={smallest['batch']}" if smallest else "-"
-        diag = m["diagnosis"].get("status", NOT_APPLICABLE)
-        body.append(f"{m['name']:<{width}}  {cells}  {'ok ' if m['ok'] else 'BAD'} smallest={arch} diagnosis={diag}")
-    legend = "X killed   k kink   . survived   - not applicable"
-    return "\n".join([*lines, "", *header_rows, *body, "", legend, figure_line(data)])
-
-
-_CSS = """
-.bpc-mutation table{border-collapse:collapse;font-size:12px}
-.bpc-mutation th,.bpc-mutation td{border:1px solid #ccc;padding:2px 5px;text-align:center}
-.bpc-mutation td.name{text-align:left;white-space:nowrap}
-.bpc-mutation td.desc{text-align:left;min-width:18em;max-width:30em}
-.bpc-mutation th.col{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}
-.bpc-mutation .killed{background:#b7e1b1}.bpc-mutation .kink{background:#c9d7f2}
-.bpc-mutation .survived{background:#fff;color:#555}.bpc-mutation .na{background:#eee;color:#888}
-.bpc-mutation tr.notok td.name{background:#f4b6b6}
-.bpc-mutation .bad{color:#a00;font-weight:bold}.bpc-mutation .figure{font-size:15px;font-weight:bold}
-"""
-
-
-def render_section(data: dict[str, Any]) -> str:
-    """A self-contained, escaped HTML fragment (inline CSS scoped to ``.bpc-mutation``, no script)."""
-    esc = html.escape
-    columns: list[str] = [str(c) for c in data.get("columns", [])]
-    head = "".join(f'<th class="col">{esc(c)}</th>' for c in columns)
-    rows = []
-    for m in data.get("mutants", []):
-        cells = []
-        for c in columns:
-            cell = m["cells"].get(c, {"state": NOT_APPLICABLE})
-            state = str(cell.get("state", NOT_APPLICABLE))
-            css = "na" if state == NOT_APPLICABLE else esc(state)
-            title = esc(f"{cell.get('case_id') or ''} {cell.get('detail') or ''}".strip(), quote=True)
-            cells.append(f'<td class="{css}" title="{title}">{esc(state)}</td>')
-        smallest = m.get("smallest")
-        arch = (
-            f"{esc(str(smallest['spec']['widths']))} {esc(' '.join(smallest['spec']['activations']))} "
-            f"{esc(smallest['spec']['loss'])}, m={int(smallest['batch'])}"
-            if smallest
-            else "—"
-        )
-        diag = m.get("diagnosis", {})
-        diag_text = esc(str(diag.get("status", NOT_APPLICABLE)))
-        if diag.get("top") is not None:
-            diag_text += f" ({esc(str(diag['top']))})"
-        verdict = "ok" if m.get("ok") else '<span class="bad">NOT OK</span>'
-        row_class = "ok" if m.get("ok") else "notok"
-        rows.append(
-            f'<tr class="{row_class}"><td class="name">{esc(m["name"])}</td>'
-            f'<td class="desc">{esc(m["description"])}</td>'
-            f"<td>{esc(m['kind'])}</td>{''.join(cells)}<td>{verdict}</td><td>{arch}</td>"
-            f"<td>{esc(m['expected'])}</td><td>{diag_text}</td></tr>"
-        )
-    coverage = data.get("coverage") or {}
-    uncovered = coverage.get("uncovered") or []
-    coverage_text = f"Term coverage over the {int(coverage.get('n_cases', 0))} cases: " + (
-        f"uncovered: {esc(', '.join(uncovered))}" if uncovered else "every term exercised."
-    )
-    n_cases = len(data.get("cases", []))
-    return (
-        f'<section class="bpc-mutation"><style>{_CSS}</style>'
-        f'<p class="figure">{esc(figure_line(data))}</p>'
-        f"<p>{n_cases} cases (seed {int(data.get('seed', 0))}); each cell: killed / kink / survived / n/a "
-        f"(hover for the case and the record).</p>"
-        f"<table><thead><tr><th>mutant</th><th>bug</th><th>kind</th>{head}<th>verdict</th>"
-        f"<th>smallest exposing architecture</th><th>expected diagnosis</th><th>diagnosis</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table><p>{coverage_text}</p></section>"
-    )
-
-
-def render_page(data: dict[str, Any]) -> str:
-    """A standalone page around :func:`render_section`."""
-    try:
-        from reports.html import page
-
-        return page("Mutation kill matrix", render_section(data))
-    except ImportError:
-        return (
-            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Mutation kill matrix</title></head>'
-            f"<body><h1>Mutation kill matrix</h1>{render_section(data)}</body></html>"
-        )

@@ -13,7 +13,7 @@ square or non-square layers, m = 1 or m > 1, ...).  Verdicts follow from where i
   reported, but they do not decide the verdict);
 - every failing reading gets a minimal counterexample, shrunk by :func:`hypothesis.find`.
 
-Nothing here knows any claim's verdict; ``reports.claims`` holds the claims themselves.
+Nothing here knows any claim's verdict; ``reports.audit.claims`` holds the claims themselves.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample, Unsatisfiable
 from jinja2 import Environment
 
-from oracles.tolerances import entry_tolerance, tolerance_for
+from oracles.verdicts.tolerances import entry_tolerance, tolerance_for
 from reference_impl.spec import Array, Params, Spec
-from reports.audit_truth import Truth, truth
+from reports.audit.truth import Truth, truth
 
 SCHEMA = "backprop-check.audit"
 SCHEMA_VERSION = 1

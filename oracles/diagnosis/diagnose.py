@@ -6,7 +6,7 @@ m > 1, one and several outputs, nonlinear outputs) plus any cases given, then, p
 1. protocol faults (timeouts, mutated inputs, nondeterminism, NaN, wrong keys) are named as such;
 2. a constant factor on *every* parameter that matches a loss convention (½ or not; sum, 1/m or
    1/(m·n_L)) names the convention — or, when it is exactly the missing 1/m, the batch normalisation;
-3. structural defects are fitted by models (:mod:`oracles.signatures`) that predict the subject's
+3. structural defects are fitted by models (:mod:`oracles.diagnosis.signatures`) that predict the subject's
    output, exceptions included, on every probe;
 4. otherwise each parameter block is classified: a constant factor (scale, sign, 1/m on one layer),
    sign-flipped entries, or float32-sized noise.
@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from oracles import conventions
-from oracles.family import Family, family_of_cases
-from oracles.signatures import NotApplicable, Variant, WouldRaise, predict, variants_for
+from oracles.diagnosis import conventions
+from oracles.diagnosis.family import Family, family_of_cases
+from oracles.diagnosis.signatures import NotApplicable, Variant, WouldRaise, predict, variants_for
 from oracles.subjects import ProtocolFailure, Subject, invoke, real_blocks, validate_gradients
 from reference_impl import mlp
-from reference_impl.spec import KINKED_ACTIVATIONS, Array, Case, Params, Spec
+from reference_impl.case import Case
+from reference_impl.spec import KINKED_ACTIVATIONS, Array, Params, Spec
 
 RIGHT_RTOL = 1e-11  # "right": within reduction-order noise of the block's largest entry
 MODEL_RTOL = 1e-9  # a defect model "predicts" the subject within this

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli import EXIT_OK, UsageError
+from reports.cli.common import EXIT_OK, UsageError
 
 DEFAULT_OUT = "audit"
 AUDIT_JSON = "audit.json"
@@ -32,8 +32,8 @@ def register(subparsers: Any) -> None:
 
 
 def audit_command(args: Any) -> int:
-    from reports.audit import DEFAULT_EXAMPLES, render_page, run_audit
-    from reports.claims import UNCHECKED, all_claims
+    from reports.audit.claims import UNCHECKED, all_claims
+    from reports.audit.core import DEFAULT_EXAMPLES, render_page, run_audit
 
     examples = DEFAULT_EXAMPLES if args.examples is None else args.examples
     if examples < 1:

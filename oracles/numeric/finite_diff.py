@@ -5,13 +5,13 @@ O(eps·L/h) rounding of the loss difference; the division makes it a step of ∛
 inputs (which scale the curvature along W[j, k]) do not inflate the truncation.  The perturbation is
 applied to ``z^[l]`` directly (``h·a^[l-1][k, :]``), so the step taken is exactly ``h`` with no
 representation error in θ + h.  All entries of a block are
-evaluated in batches by :mod:`oracles.numeric_forward` (no Python loop per parameter; only layers from
+evaluated in batches by :mod:`oracles.numeric.forward` (no Python loop per parameter; only layers from
 the perturbed one onward are recomputed).
 
 Per-entry error estimate: the rounding of the loss difference, ``eps·(|L+| + |L−| + 2|L|)·(depth+1)/2h``.
 The O(h²) truncation is covered by the tolerance row's rtol (1e-7).  Kinks: an entry whose ±h
 perturbation crosses a relu/leaky_relu kink is flagged and bracketed by its one-sided differences
-(see :mod:`oracles.kinks`).
+(see :mod:`oracles.verdicts.kinks`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from oracles.kinks import KinkCollector
-from oracles.numeric_forward import (
+from oracles.numeric.forward import (
     EPS,
     base_tape,
     block_losses,
@@ -33,6 +32,7 @@ from oracles.numeric_forward import (
     input_scale,
 )
 from oracles.registry import Oracle, OracleOutput, register
+from oracles.verdicts.kinks import KinkCollector
 from reference_impl.spec import Array, Params, Spec
 
 NAME = "finite_diff"

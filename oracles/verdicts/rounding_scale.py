@@ -8,7 +8,7 @@ off by ~1e-16 absolutely, 1e-11 relatively.  An exact oracle sees that; it is no
 
 :func:`magnitudes` repeats the recursion with every factor replaced by its absolute value and every
 difference (a − y, p − y, the softmax Jacobian's p_i(δ_ij − p_j)) by the sum of the magnitudes, so
-``Ḡ ≥ |g|`` entry by entry, with equality where nothing cancels.  :func:`oracles.tolerances.entry_tolerance`
+``Ḡ ≥ |g|`` entry by entry, with equality where nothing cancels.  :func:`oracles.verdicts.tolerances.entry_tolerance`
 uses Ḡ as one more floor of its scale.  It is a tolerance model, not a gradient: it shares the recursion's
 shape with the reference on purpose and cannot hide a wrong formula, since a bug moves values by far more
 than rtol·Ḡ wherever Ḡ ≈ |g|.
@@ -21,8 +21,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from oracles.numeric_forward import base_tape, imaginary_slope
-from reference_impl.spec import Array, Case, Spec
+from oracles.numeric.forward import base_tape, imaginary_slope
+from reference_impl.case import Case
+from reference_impl.spec import Array, Spec
 
 
 def _output_delta(spec: Spec, z_out: Array, a_out: Array, Y: Array) -> Array:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Case, Spec, SpecError
+from reference_impl.case import Case
+from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Spec, SpecError
 
 SUPPORTS_KEYS = frozenset(
     {"activations", "hidden_activations", "output_activations", "losses", "max_depth", "min_depth", "uniform_hidden"}

@@ -11,45 +11,28 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from oracles.subjects import SubjectLoadError
 from reference_impl.spec import SpecError
-
-EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+from reports.cli.common import EXIT_USAGE, OneLineParser, UsageError
 
 # Each module defines ``register(subparsers)``, adding its subcommands with ``func=handler``
 # where ``handler(args) -> int``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "reports.cli_run",
-    "reports.cli_verify",
-    "reports.cli_audit",
-    "reports.cli_mutants",
+    "reports.cli.run",
+    "reports.cli.verify",
+    "reports.cli.audit",
+    "reports.cli.mutants",
 )
 
 
-class UsageError(Exception):
-    """Bad flags or input; ``category`` says which kind (usage, input, import, io)."""
-
-    def __init__(self, message: str, category: str = "usage") -> None:
-        super().__init__(message)
-        self.category = category
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse prints the whole usage block before its error; we want the one categorised line."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="backprop-check",
         description="Check backpropagation implementations against independent oracles.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for module_name in COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)

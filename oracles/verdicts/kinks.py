@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from oracles.numeric_forward import BaseTape, complex_step_entries
+from oracles.numeric.forward import BaseTape, complex_step_entries
 from oracles.registry import OracleOutput
-from oracles.rounding_scale import case_magnitudes
-from oracles.tolerances import Tolerance, entry_tolerance
-from reference_impl.spec import Array, Case, Params, Spec
-from reports.records import Record
+from oracles.verdicts.blocks import record_from_blocks
+from oracles.verdicts.records import Record
+from oracles.verdicts.rounding_scale import case_magnitudes
+from oracles.verdicts.tolerances import Tolerance, entry_tolerance
+from reference_impl.case import Case
+from reference_impl.spec import Array, Params, Spec
 
 MAX_LISTED_KINKS = 200
 
@@ -118,8 +120,6 @@ def kink_record(
     elapsed: float = 0.0,
 ) -> Record:
     """The gradient record for an oracle that flagged kinks: smooth entries as usual, kinks by bracket."""
-    from oracles.compare import record_from_blocks
-
     masks: Mapping[str, Array] = output.extra.get("kink_mask") or {}
     lowers: Mapping[str, Array] = output.extra.get("kink_lower") or {}
     uppers: Mapping[str, Array] = output.extra.get("kink_upper") or {}

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from oracles.compare import case_record
-from oracles.numeric_forward import EPS, base_tape, direction_losses
-from reference_impl.spec import Array, Case, Params, Spec
-from reports.records import Record
+from oracles.numeric.forward import EPS, base_tape, direction_losses
+from oracles.verdicts.blocks import case_record
+from oracles.verdicts.records import Record
+from reference_impl.case import Case
+from reference_impl.spec import Array, Params, Spec
 
 EPSILONS: tuple[float, ...] = tuple(2.0**-k for k in range(1, 25))
 NOISE_ULPS = 256.0

@@ -3,7 +3,7 @@
 One wrong oracle should not make a correct subject look wrong n−1 times, and a coarse oracle should not
 be blamed for missing an error below its noise floor.  :func:`triangulate` evaluates every oracle on a
 case once, compares every pair of participants (the subject and each oracle) at the pair's *looser*
-tolerance (each row of :mod:`oracles.tolerances` is that oracle's noise floor), and:
+tolerance (each row of :mod:`oracles.verdicts.tolerances` is that oracle's noise floor), and:
 
 - names the **odd one out** when every disagreement involves one participant, and it disagrees with at
   least two others and with more than half of them; a subject record against an odd *oracle* is
@@ -24,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from oracles.compare import compare_block, protocol_record, records_from_output
 from oracles.registry import Oracle, OracleOutput, get_oracle
-from oracles.rounding_scale import case_magnitudes
 from oracles.subjects import Subject, call_subject
-from oracles.tolerances import Tolerance, relative_error, tolerance_for
-from reference_impl.spec import Array, Case, Params
-from reports.records import Record
+from oracles.verdicts.blocks import compare_block
+from oracles.verdicts.compare import protocol_record, records_from_output
+from oracles.verdicts.records import Record
+from oracles.verdicts.rounding_scale import case_magnitudes
+from oracles.verdicts.tolerances import Tolerance, relative_error, tolerance_for
+from reference_impl.case import Case
+from reference_impl.spec import Array, Params
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def looser(a: Tolerance, b: Tolerance) -> Tolerance:
 def pair_ratio(first: Participant, second: Participant, scales: Mapping[str, Array] | None = None) -> tuple[float, int]:
     """Worst |Δ|/allowed over all blocks at the looser tolerance, and how many kink entries were set aside.
 
-    ``scales``: Ḡ per block (:mod:`oracles.rounding_scale`), the same floor the records use."""
+    ``scales``: Ḡ per block (:mod:`oracles.verdicts.rounding_scale`), the same floor the records use."""
     tolerance = looser(first.tolerance, second.tolerance)
     worst, set_aside = 0.0, 0
     for name, values in second.grads.items():

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from reference_impl.activations import get_activation
+from reference_impl.case import Case
 from reference_impl.losses import get_loss
 from reference_impl.mlp import Backward, Tape, run
-from reference_impl.spec import ACTIVATION_NAMES, KINKED_ACTIVATIONS, LOSS_NAMES, Array, Case
+from reference_impl.spec import ACTIVATION_NAMES, KINKED_ACTIVATIONS, LOSS_NAMES, Array
 
 # |z| beyond which sigmoid'(z) < 7e-3 and tanh'(z) < 2e-4: the derivative term is nearly gone.
 SATURATION = 5.0

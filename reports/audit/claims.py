@@ -3,7 +3,7 @@
 Each claim is built by a factory whose keyword arguments are the encodings it evaluates (defaults: the
 article's formulas, literally).  Passing a different encoding builds the same claim around another
 formula — which is how the tests prove a verdict is computed, not written down.  The §5 listings live
-in ``reports.claims_listings``; :func:`all_claims` returns every claim in article order.
+in ``reports.audit.listings``; :func:`all_claims` returns every claim in article order.
 
 Array conventions in the encodings: column per example, W^[l] ``(n_l, n_{l-1})``, δ ``(n_l, m)``.
 """
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from reference_impl.activations import get_activation
 from reference_impl.spec import Array, Params
-from reports.audit import (
+from reports.audit.core import (
     Claim,
     Instance,
     Outcome,
@@ -28,7 +28,7 @@ from reports.audit import (
     compare,
     setting,
 )
-from reports.audit_instances import (
+from reports.audit.instances import (
     BATCHES,
     ELEMENTWISE,
     PAIRINGS,
@@ -38,8 +38,8 @@ from reports.audit_instances import (
     parse_pairing,
     two_layer,
 )
-from reports.audit_symbolic import MatrixFormula, recursion_rule, scalar_output_rule
-from reports.audit_truth import loss_value
+from reports.audit.symbolic import MatrixFormula, recursion_rule, scalar_output_rule
+from reports.audit.truth import loss_value
 
 Derivative = Callable[[Array], Array]
 
@@ -695,7 +695,7 @@ def formula_claims() -> list[Claim]:
 
 
 def all_claims() -> list[Claim]:
-    from reports.claims_listings import listing_claims
+    from reports.audit.listings import listing_claims
 
     return [*formula_claims(), *listing_claims()]
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli import EXIT_FOUND, EXIT_OK, UsageError
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
 
 DEFAULT_EXAMPLES = 500
 DEFAULT_SEED = 1
@@ -175,7 +175,7 @@ def _check_resume_flags(args: argparse.Namespace, config: Any, oracles: list[str
 
 
 def replay_command(args: argparse.Namespace) -> int:
-    from oracles.compare import check_case
+    from oracles.verdicts.compare import check_case
     from reference_impl.generate import case_from_index
     from reports import campaign
 
@@ -221,7 +221,7 @@ def replay_snippet(case: Any, subject_target: str) -> str:
         "# Pin this case in a Hypothesis test:\n"
         f"@example(case={case!r})\n\n"
         "# Or reproduce it directly:\n"
-        "from oracles.compare import check_case\n"
+        "from oracles.verdicts.compare import check_case\n"
         "from oracles.subjects import load_subject, reference_subject\n"
         "from reference_impl import Case, Spec\n\n"
         f"case = {case!r}\n"
