@@ -27,9 +27,10 @@ def test_the_magnitudes_bound_every_gradient_and_delta(case: Case) -> None:
         assert np.all(scales[name] >= np.abs(value) * (1 - 1e-12)), (name, repr(case))
 
 
-def test_without_cancellation_the_magnitudes_are_the_gradient() -> None:
+def test_without_cancellation_the_magnitudes_are_the_gradient_up_to_the_error_paths() -> None:
     # Identity output, mse, positive weights and data, targets below every output: a − y > 0 and every
-    # product is positive, so nothing cancels and Ḡ = |g|.
+    # product is positive, so nothing cancels; Ḡ then only counts the paths rounding travels (z and the
+    # error it carries from the layer below), a small constant times |g| (here ≤ 8).
     spec = Spec((2, 3, 2), ("identity", "identity"), "mse")
     params = {
         "W1": np.full((3, 2), 0.5),
@@ -41,8 +42,9 @@ def test_without_cancellation_the_magnitudes_are_the_gradient() -> None:
     Y = np.full((2, 2), -1.0)
     scales = magnitudes(spec, params, X, Y)
     for name, value in run(spec, params, X, Y)[1].grads.items():
-        # |a| + |y| = a − y when a > 0 > y: exactly the same terms.
-        np.testing.assert_allclose(scales[name], np.abs(value), rtol=1e-14)
+        # |a| + |y| = a − y when a > 0 > y: the same terms, counted once for a and once for its error.
+        assert np.all(scales[name] >= np.abs(value)), name
+        assert np.all(scales[name] <= 8 * np.abs(value)), name
 
 
 def test_the_saturated_softmax_is_a_rounding_floor_not_a_bug() -> None:
