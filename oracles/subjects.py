@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from oracles.hazards import case_hazards, summary
 from reference_impl.case import Case
 from reference_impl.spec import Array, Params, Spec
 
@@ -42,7 +43,7 @@ class SubjectLoadError(Exception):
 
 @dataclass(frozen=True)
 class ProtocolFailure:
-    category: str  # exception, missing, shape, nonfinite, dtype, timeout, mutation, nondeterminism
+    category: str  # exception, missing, shape, nonfinite, unstable, dtype, timeout, mutation, nondeterminism
     message: str
     parameter: str | None = None
 
@@ -52,6 +53,7 @@ class SubjectCall:
     grads: Params | None
     failure: ProtocolFailure | None
     elapsed: float
+    warnings: tuple[str, ...] = ()  # what the subject warned (NumPy overflow, …), captured, never printed
 
 
 def reference_subject() -> Subject:
@@ -140,6 +142,29 @@ class RawCall:
     raw: Any
     failure: ProtocolFailure | None
     elapsed: float
+    warnings: tuple[str, ...] = ()
+
+
+MAX_WARNINGS = 10
+
+
+def _warning_lines(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """Distinct warnings as ``"RuntimeWarning: overflow encountered in exp (×3)"``, first seen first."""
+    counts: dict[str, int] = {}
+    for item in caught:
+        key = f"{item.category.__name__}: {item.message}"
+        counts[key] = counts.get(key, 0) + 1
+    lines = [key if n == 1 else f"{key} (×{n})" for key, n in counts.items()]
+    return tuple(lines[:MAX_WARNINGS])
+
+
+def _captured(fn: GradientsFn, *args: Any) -> tuple[Any, tuple[str, ...]]:
+    """Call ``fn``, recording its warnings instead of letting them reach the terminal (or, under a
+    warnings-as-errors test run, turn an overflow the subject tolerates into an exception)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = fn(*args)
+    return raw, _warning_lines(caught)
 
 
 # Two identical calls may differ by reduction-order noise (threaded BLAS); state carried between calls
@@ -214,25 +239,26 @@ def _guarded(fn: GradientsFn, spec: Spec, params: Params, X: Array, Y: Array, re
     call_params = {k: arrays[k] for k in params}
     start = time.perf_counter()
     try:
-        raw = fn(spec_dict, call_params, arrays["X"], arrays["Y"])
+        raw, warned = _captured(fn, spec_dict, call_params, arrays["X"], arrays["Y"])
     except (Exception, SystemExit) as exc:  # SystemExit too: a subject calling sys.exit must not end the run
         return RawCall(None, _exception_failure(exc), time.perf_counter() - start)
     elapsed = time.perf_counter() - start
     changed = _mutated_inputs(spec_dict, spec_before, {**call_params, "X": arrays["X"], "Y": arrays["Y"]}, before)
     if changed:
         message = f"the subject modified its input(s) {changed} in place"
-        return RawCall(raw, ProtocolFailure("mutation", message, changed[0]), elapsed)
+        return RawCall(raw, ProtocolFailure("mutation", message, changed[0]), elapsed, warned)
     if repeat:
         fresh = {k: v.copy() for k, v in params.items()}
         try:
-            again = fn(spec.to_dict(), fresh, X.copy(), Y.copy())
+            again, _ = _captured(fn, spec.to_dict(), fresh, X.copy(), Y.copy())
         except (Exception, SystemExit) as exc:
-            return RawCall(raw, _exception_failure(exc), elapsed)
+            return RawCall(raw, _exception_failure(exc), elapsed, warned)
         block = _differing_block(raw, again)
         if block is not None:
             message = f"two identical calls returned different {block} (hidden state or randomness)"
-            return RawCall(raw, ProtocolFailure("nondeterminism", message, block if block != "keys" else None), elapsed)
-    return RawCall(raw, None, elapsed)
+            failure = ProtocolFailure("nondeterminism", message, block if block != "keys" else None)
+            return RawCall(raw, failure, elapsed, warned)
+    return RawCall(raw, None, elapsed, warned)
 
 
 def _picklable(raw: Any) -> Any:
@@ -247,7 +273,7 @@ def _picklable(raw: Any) -> Any:
 
 def _worker(fn: GradientsFn, spec: Spec, params: Params, X: Array, Y: Array, repeat: bool, conn: Any) -> None:
     call = _guarded(fn, spec, params, X, Y, repeat)
-    conn.send(RawCall(_picklable(call.raw), call.failure, call.elapsed))
+    conn.send(RawCall(_picklable(call.raw), call.failure, call.elapsed, call.warnings))
     conn.close()
 
 
@@ -317,6 +343,25 @@ def call_subject(subject: Subject, case: Case, *, timeout: float | None = None, 
     params, X, Y = case.arrays()
     call = invoke(subject, case.spec, params, X, Y, timeout=timeout, repeat=repeat)
     if call.failure is not None:
-        return SubjectCall(None, call.failure, call.elapsed)
+        return SubjectCall(None, _unstable_or(call.failure, case), call.elapsed, call.warnings)
     grads, failure = validate_gradients(case.spec, call.raw)
-    return SubjectCall(grads, failure, call.elapsed)
+    if failure is not None:
+        failure = _unstable_or(failure, case)
+    return SubjectCall(grads, failure, call.elapsed, call.warnings)
+
+
+# Exceptions a subject raises when its float64 arithmetic overflows (math.exp, np.seterr(all="raise"), …).
+ARITHMETIC_FAILURES = ("FloatingPointError", "OverflowError", "ZeroDivisionError")
+
+
+def _unstable_or(failure: ProtocolFailure, case: Case) -> ProtocolFailure:
+    """NaN/inf (or an arithmetic exception) where the case holds float64 hazards is an instability: the
+    exact gradient is finite there and the reference computes it.  On a tame case it stays a plain fault."""
+    arithmetic = failure.category == "exception" and failure.message.split(":", 1)[0] in ARITHMETIC_FAILURES
+    if failure.category != "nonfinite" and not arithmetic:
+        return failure
+    found = case_hazards(case)
+    if not found:
+        return failure
+    message = f"{failure.message} where the exact gradient is finite; float64 hazards in this case: {summary(found)}"
+    return ProtocolFailure("unstable", message, failure.parameter)

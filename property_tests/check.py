@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from oracles.diagnosis.family import Family
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject
-from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_call_notes
 from oracles.verdicts.records import Record
 from property_tests.strategies import cases, specs
 from reference_impl.case import Case
@@ -69,8 +69,9 @@ def case_records(subject: Subject, case: Case, oracle_name: str = "torch_autogra
     if call.failure is not None or call.grads is None:
         failure = call.failure
         assert failure is not None
-        return [protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)]
-    return compare_to_oracle(case, subject.name, call.grads, oracle)
+        record = protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)
+        return with_call_notes([record], call)
+    return with_call_notes(compare_to_oracle(case, subject.name, call.grads, oracle), call)
 
 
 def _diagnosis_lines(subject: Subject, case: Case, family: Family) -> list[str]:

@@ -147,7 +147,7 @@ def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[s
     values: dict[str, float | str] = {}
     for name in names:
         oracle = get_oracle(name)
-        if not oracle.supports(case.spec):
+        if not oracle.supports_case(case):
             continue
         params, X, Y = case.arrays()
         try:
@@ -172,7 +172,7 @@ def run_case(config: CampaignConfig, index: int) -> list[Record]:
     """All records of one case, tagged with their count (the resume marker)."""
     case = case_from_index(config.seed, index)
     names = oracle_names_for(config, index)
-    supported = [n for n in names if get_oracle(n).supports(case.spec)]
+    supported = [n for n in names if get_oracle(n).supports_case(case)]
     records = check_case(case, resolve_subject(config.subject), supported) if supported else []
     if not records:
         records = [

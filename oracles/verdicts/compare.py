@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from oracles.registry import Oracle, OracleOutput, oracles_for
-from oracles.subjects import Subject, call_subject
+from oracles.registry import Oracle, OracleOutput, oracles_for_case
+from oracles.subjects import Subject, SubjectCall, call_subject
 from oracles.verdicts.blocks import case_record, record_from_blocks
 from oracles.verdicts.kinks import kink_record
 from oracles.verdicts.records import Record
@@ -149,14 +149,17 @@ def check_case(
 ) -> list[Record]:
     """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case."""
     call = call_subject(subject, case)
-    oracles = oracles_for(case.spec, oracle_names)
+    oracles = oracles_for_case(case, oracle_names)
     if call.failure is not None or call.grads is None:
         failure = call.failure
         assert failure is not None
-        return [
-            protocol_record(case, subject.name, o.name, failure.category, failure.message, failure.parameter)
-            for o in oracles
-        ]
+        return with_call_notes(
+            [
+                protocol_record(case, subject.name, o.name, failure.category, failure.message, failure.parameter)
+                for o in oracles
+            ],
+            call,
+        )
     deltas = None
     if subject.deltas is not None:
         params, X, Y = case.arrays()
@@ -166,4 +169,12 @@ def check_case(
         for record in compare_to_oracle(case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas):
             record.elapsed += call.elapsed
             records.append(record)
+    return with_call_notes(records, call)
+
+
+def with_call_notes(records: list[Record], call: SubjectCall) -> list[Record]:
+    """Records of one subject call, carrying what the subject warned (captured, not printed)."""
+    if call.warnings:
+        for record in records:
+            record.extra["subject_warnings"] = list(call.warnings)
     return records

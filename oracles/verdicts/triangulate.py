@@ -141,7 +141,7 @@ def triangulate(
     case: Case, subject: Subject, oracles: Sequence[str | Oracle] | None = None, *, dtype: str = "float64"
 ) -> Triangulation:
     """Subject records against every (supporting) oracle, the agreement matrix and the odd one out."""
-    chosen = [o for o in _resolve(oracles) if o.supports(case.spec)]
+    chosen = [o for o in _resolve(oracles) if o.supports_case(case)]
     call = call_subject(subject, case)
     if call.failure is not None or call.grads is None:
         failure = call.failure

@@ -235,9 +235,9 @@ class CaseContext:
 
     @classmethod
     def build(cls, case: Case, oracles: Mapping[str, Oracle]) -> CaseContext:
-        supported = [_memoised(o) for o in oracles.values() if o.supports(case.spec)]
+        supported = [_memoised(o) for o in oracles.values() if o.supports_case(case)]
         unsupported = {
-            name: o.why_unsupported(case.spec) or "" for name, o in oracles.items() if not o.supports(case.spec)
+            name: o.why_unsupported_case(case) or "" for name, o in oracles.items() if not o.supports_case(case)
         }
         return cls(case, supported, unsupported, kink_variants(case))
 

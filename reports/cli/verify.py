@@ -22,7 +22,7 @@ from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject, load_subject, subject_supports
-from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_call_notes
 from reference_impl.case import Case
 from reference_impl.spec import Spec
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
@@ -188,12 +188,13 @@ def verify_subject(
             records = [
                 protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)
             ]
-        elif not oracle.supports(case.spec):
+            with_call_notes(records, call)
+        elif not oracle.supports_case(case):
             continue
         else:
             factor = _declared_factor(convention, case)
             grads = {name: value / factor for name, value in call.grads.items()}
-            records = compare_to_oracle(case, subject.name, grads, oracle)
+            records = with_call_notes(compare_to_oracle(case, subject.name, grads, oracle), call)
             for record in records:
                 record.elapsed += call.elapsed
                 if convention is not None:
