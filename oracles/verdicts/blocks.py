@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from oracles.verdicts.records import Record
-from oracles.verdicts.rounding_scale import case_magnitudes
+from oracles.verdicts.rounding_scale import Bound, case_magnitudes
 from oracles.verdicts.tolerances import Tolerance, entry_tolerance, relative_error
 from reference_impl.case import Case
 from reference_impl.spec import Array
@@ -46,9 +46,10 @@ def compare_block(
     oracle: Array,
     tolerance: Tolerance,
     estimate: Array | None = None,
-    scale: Array | None = None,
+    scale: Bound | None = None,
 ) -> tuple[BlockResult, Array]:
-    """Compare one block entrywise; returns the worst entry and the |Δ| array.  ``scale``: Ḡ of the block."""
+    """Compare one block entrywise; returns the worst entry and the |Δ| array.  ``scale``: the block's
+    bound (M, E) from :mod:`oracles.verdicts.rounding_scale`."""
     diff = np.abs(subject - oracle)
     allowed = entry_tolerance(oracle, tolerance, estimate, scale)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,48 +1,48 @@
 """How far a *correct* float64 backprop may be from the exact gradient, entry by entry: a first-order
 forward error analysis of the δ recursion as people write it.
 
-Derivation.  Let u = 2⁻⁵³.  Every quantity q that backprop forms (same shape as q) carries two bounds:
-its magnitude M_q ≥ |q| — the sum of the absolute values of the terms it is formed from — and its error
-E_q, in units of u, with
+Derivation.  Let u = 2⁻⁵³.  Every quantity q that backprop forms gets a bound (M_q, E_q), same shape as q:
 
-    |q̂ − q| ≤ c·u·E_q
+- M_q ≥ |q|, the magnitude of the terms q is formed from.  Every operation rounds relative to its terms,
+  so after a handful of operations a float64 q̂ is within (a few)·u·M_q of q whatever cancels: that part
+  is the tolerance row's rtol·M (rtol ≈ 4500 u covers the operation count and both sides' rounding).
+- E_q, in units of u: errors that an earlier operation made and a later one carries *relative to terms
+  it never sees* — a pre-activation that cancels, then feeds a steep g'; a formula whose absolute error
+  is a few u where its value is 1e-30.  Each source is a single rounding, so the tolerance adds only a
+  small multiple of u·E (the row's ``carried``: c = 16 covers fan-ins up to 16 and both sides).
 
-for the value q̂ computed by *any* standard float64 formulation of q; c counts operations along one path
-and is absorbed by the tolerance row's rtol ≈ 4500 u (:mod:`oracles.verdicts.tolerances`).  Exact inputs
-have M = |x|, E = 0; then, to first order in u:
+Exact inputs have M = |x|, E = 0; to first order in u (products of errors dropped):
 
-1. a sum or difference x ± y:  M = M_x + M_y,   E = E_x + E_y + M   (its own rounding is relative to the
-   terms, not to the result: where terms cancel, as in a − y, p − y, 1 − σ or 1 − tanh², the rounding stays);
-2. a product xy:                M = M_x M_y,     E = E_x M_y + M_x E_y + M;
-3. a function of a computed argument, g(ẑ) = g(z) + g'(z)(ẑ − z):  M = |g(z)|,  E = |g'(z)| E_z + V(z),
-   with V the bound of g's own evaluation.
+1. a sum or difference x ± y:  M = M_x + M_y,  E = E_x + E_y   (cancellation leaves M ≫ |q|: a − y,
+   p − y, 1 − σ, 1 − tanh² keep their terms' rounding);
+2. a product xy:                M = M_x M_y,   E = E_x M_y + M_x E_y;
+3. a function of a computed argument, g(ẑ) = g(z) + g'(z)(ẑ − z):  M = |g(z)|,  E = |g'(z)| Δz + A(z),
+   with A the formula's own absolute error beyond relative rounding.
 
-Products of errors (E_x E_y) are second order and dropped: an error made in one layer's derivative is
-carried by the exact values of every other factor, not by their errors.
+Forward, one layer at a time: Δz^[l] = |W^[l]| (|a^[l-1]| + A^[l-1]) + |b^[l]| — the rounding of the
+layer's own sum relative to its terms, and its inputs' absolute errors (see :func:`forward_bounds` for
+why errors from further down are not pushed through |W| again); a = g(z) by rule 3 (softmax:
+E_p,i = p_i Σ_{j≠i} p_j (Δz_i + Δz_j), from Δp_i = p_i((1 − p_i)Δz_i − Σ_{j≠i} p_j Δz_j)).
 
-Forward:  z = W a + b  (rules 1–2 over the sum), a = g(z)  (rule 3; softmax: E_p = p ⊙ (E_z + pᵀE_z) + p,
-from Δp_i = p_i(Δz_i − Σ_j p_j Δz_j)).
-
-Each elementwise derivative g'(z) is a function of the computed z:  M = |g'(z)|,  E = S(z) + |g''(z)| E_z,
-where S is the magnitude of the terms of the formula used.  Two formula sets:
+Each elementwise derivative is a function of the computed z:  M = |g'(z)|,  E = S(z) + |g''(z)| Δz.
+Two formula sets:
 
 - ``admitted`` — every standard formulation.  The bounded activations' values may be formed with
-  cancellation (½(1 + tanh(z/2)), 1 − σ(−z), 2σ(2z) − 1, log(1 + e^z)), so V = 1 + |g| for sigmoid, tanh
-  and softplus; their derivatives are formed from such values, σ' = a(1 − a) and tanh' = 1 − a², which
-  gives S = a(1 + a) + |1 − 2a|(1 + a) and S = 1 + a² + 2|a|(1 + |a|) (rule 1, and rule 3 through a):
-  an *absolute* error of a few u although g' itself may be 1e-30; softplus' = σ gives S = 1 + σ;
-- ``best`` — the cancellation-free forms (e^{−|z|}/(1 + e^{−|z|})², sech², log1p): S = |g'(z)|, V = |g|.
+  cancellation (½(1 + tanh(z/2)), 1 − σ(−z), 2σ(2z) − 1, log(1 + e^z)): A = 1 + |g| for sigmoid, tanh and
+  softplus.  Their derivatives are formed from such values, σ' = a(1 − a) and tanh' = 1 − a²:
+  S = a(1 + a) + |1 − 2a|(1 + a) and S = 1 + a² + 2|a|(1 + |a|) (rule 1, and rule 3 through a) — an
+  *absolute* error of a few u although g' itself may be 1e-30; softplus' = σ by any formula: S = 1 + σ;
+- ``best`` — the cancellation-free forms (e^{−|z|}/(1 + e^{−|z|})², sech², log1p): A = S = 0.
 
 Backward, by the same rules: δ^[L] = k(a − y) ⊙ g'(z) for mse (k = 2/m) and half_sse (k = 1); the fused
 (σ(z) − y)/m for bce and (p Σy − y)/m (or p − y) for cce; δ^[l-1] = (W^[l]ᵀ δ^[l]) ⊙ g'(z^[l-1]);
-∂W^[l] = δ^[l] (a^[l-1])ᵀ; ∂b^[l] = Σ_i δ^[l]_(:,i).  The error bound of each gradient entry, Ḡ = E, is
-what :func:`magnitudes` returns: Ḡ ≥ M ≥ |g|, within a small factor (the operation count) of |g| where
-nothing cancels and nothing saturates.
+∂W^[l] = δ^[l] (a^[l-1])ᵀ; ∂b^[l] = Σ_i δ^[l]_(:,i).  :func:`magnitudes` returns (M, E) per block, and
+:func:`oracles.verdicts.tolerances.entry_tolerance` turns them into the allowed |s − o|.
 
-The ``admitted`` bounds set the tolerance scale (no correct formulation is ever called wrong); the
-``best`` bounds say what the most careful float64 code achieves, against which a subject's lost digits
-are measured (:mod:`oracles.verdicts.precision`).  A wrong formula still shows: wherever Ḡ is within a
-few orders of |g| (an ordinary entry), a bug moves the value by far more than rtol·Ḡ.
+The ``admitted`` bounds set the tolerance (no correct formulation is ever called wrong); the ``best``
+bounds say what the most careful float64 code achieves, against which a subject's lost digits are
+measured (:mod:`oracles.verdicts.precision`).  A wrong formula still shows: wherever M and E stay within a
+few orders of |g| (an ordinary entry), a bug moves the value by far more than the tolerance.
 """
 
 from __future__ import annotations
@@ -63,18 +63,16 @@ FORMS = ("admitted", "best")
 
 @dataclass(frozen=True)
 class Bound:
-    """Magnitude M ≥ |q| and first-order error E (units of u) of one computed quantity."""
+    """Magnitude M ≥ |q| (the terms q is formed from) and carried error E (units of u) of one quantity."""
 
     M: Array
     E: Array
 
     def __add__(self, other: Bound) -> Bound:  # rule 1 (a sum or a difference)
-        M = self.M + other.M
-        return Bound(M, self.E + other.E + M)
+        return Bound(self.M + other.M, self.E + other.E)
 
     def __mul__(self, other: Bound) -> Bound:  # rule 2 (elementwise)
-        M = self.M * other.M
-        return Bound(M, self.E * other.M + self.M * other.E + M)
+        return Bound(self.M * other.M, self.E * other.M + self.M * other.E)
 
     def scaled(self, k: float) -> Bound:
         return Bound(k * self.M, k * self.E)
@@ -85,20 +83,17 @@ def exact(values: Array) -> Bound:
 
 
 def matmul(A: Array, B: Bound) -> Bound:
-    """|A| B for a matrix A of exact inputs (weights): a sum of products (rules 1–2)."""
-    M = np.abs(A) @ B.M
-    return Bound(M, np.abs(A) @ B.E + M)
+    """A·B for a matrix A of exact inputs (weights): a sum of products (rules 1–2)."""
+    return Bound(np.abs(A) @ B.M, np.abs(A) @ B.E)
 
 
 def contract(left: Bound, right: Bound) -> Bound:
     """left · rightᵀ, summed over the batch (∂W = δ aᵀ)."""
-    M = left.M @ right.M.T
-    return Bound(M, left.E @ right.M.T + left.M @ right.E.T + M)
+    return Bound(left.M @ right.M.T, left.E @ right.M.T + left.M @ right.E.T)
 
 
 def batch_sum(b: Bound) -> Bound:
-    M = b.M.sum(axis=1, keepdims=True)
-    return Bound(M, b.E.sum(axis=1, keepdims=True) + M)
+    return Bound(b.M.sum(axis=1, keepdims=True), b.E.sum(axis=1, keepdims=True))
 
 
 def _exact_slope(name: str, z: Array) -> Array:
@@ -107,16 +102,23 @@ def _exact_slope(name: str, z: Array) -> Array:
     return np.abs(derivative(z))
 
 
-def _slope_terms(name: str, z: Array, a: Array, admitted: bool) -> Array:
-    """S(z): the magnitude of the terms the derivative's formula is formed from, and (admitted) of the
-    activation value it is formed from, itself possibly off by a few u absolutely (V = 1 + |a|)."""
-    if admitted and name == "sigmoid":
-        return a * (1.0 + a) + np.abs(1.0 - 2.0 * a) * (1.0 + a)  # σ(1 − σ), from a σ with an absolute error
-    if admitted and name == "tanh":
-        return 1.0 + a * a + 2.0 * np.abs(a) * (1.0 + np.abs(a))  # 1 − tanh², likewise
-    if admitted and name == "softplus":
+def _absolute_slope_error(name: str, z: Array, a: Array) -> Array:
+    """The admitted derivative formulas' absolute error: formed from an activation value that is itself
+    off by a few u absolutely (1 + |a|), with terms that cancel (σ(1 − σ), 1 − tanh²)."""
+    if name == "sigmoid":
+        return a * (1.0 + a) + np.abs(1.0 - 2.0 * a) * (1.0 + a)
+    if name == "tanh":
+        return 1.0 + a * a + 2.0 * np.abs(a) * (1.0 + np.abs(a))
+    if name == "softplus":
         return 1.0 + _exact_slope(name, z)  # σ(z), by any of the sigmoid's formulas
-    return _exact_slope(name, z)
+    return np.zeros_like(z)
+
+
+def _absolute_value_error(name: str, a: Array) -> Array:
+    """The admitted formulas' absolute error in the bounded activations' values (½(1 + tanh(z/2)), …)."""
+    if name in ("sigmoid", "tanh", "softplus"):
+        return 1.0 + np.abs(a)
+    return np.zeros_like(a)
 
 
 def _curvature(name: str, z: Array, a: Array) -> Array:
@@ -130,36 +132,50 @@ def _curvature(name: str, z: Array, a: Array) -> Array:
     return np.zeros_like(z)  # identity, relu, leaky_relu: piecewise linear
 
 
-def _value_terms(name: str, a: Array, admitted: bool) -> Array:
-    """V: the bound of g's own evaluation (1 + |g| for the admitted forms of the bounded activations)."""
-    if admitted and name in ("sigmoid", "tanh", "softplus"):
-        return 1.0 + np.abs(a)
-    return np.abs(a)
+def slope(name: str, z: Array, a: Array, z_error: Array, admitted: bool) -> Bound:
+    """g'(ẑ): M = |g'(z)|, E = S(z) + |g''(z)| Δz (S: the admitted formulas' absolute error, or 0)."""
+    formula = _absolute_slope_error(name, z, a) if admitted else np.zeros_like(z)
+    return Bound(_exact_slope(name, z), formula + _curvature(name, z, a) * z_error)
 
 
-def slope(name: str, z: Array, a: Array, z_bound: Bound, admitted: bool) -> Bound:
-    """g'(ẑ): M = |g'(z)|, E = S(z) + |g''(z)| E_z."""
-    return Bound(_exact_slope(name, z), _slope_terms(name, z, a, admitted) + _curvature(name, z, a) * z_bound.E)
+def _softmax_error(p: Array, z_error: Array) -> Array:
+    """|Δp_i| ≤ p_i Σ_{j≠i} p_j (Δz_i + Δz_j), from Δp_i = p_i((1 − p_i)Δz_i − Σ_{j≠i} p_j Δz_j): a
+    probability near 1 barely moves (its 1 − p_i is the sum of the others, formed without cancellation)."""
+    others = p[None, :, :] * (z_error[:, None, :] + z_error[None, :, :])  # [i, j, example]
+    n = p.shape[0]
+    others[np.arange(n), np.arange(n), :] = 0.0
+    return p * others.sum(axis=1)
 
 
 def forward_bounds(
     spec: Spec, params: Mapping[str, Array], X: Array, admitted: bool = True
-) -> tuple[mlp.Tape, list[Bound], list[Bound]]:
-    """The tape and, per layer, the bounds of z^[l] and a^[l] (``a_bounds[0]`` is X, exact)."""
+) -> tuple[mlp.Tape, list[Array], list[Bound]]:
+    """The tape, per layer the error Δz^[l] of the pre-activations, and the bounds of a^[l] (a[0] = X).
+
+    Δz^[l] = |W| (|a^[l-1]| + V^[l-1]) + |b|: the rounding of the layer's own sum (relative to its terms,
+    which is what makes a cancelling z sensitive) and its inputs' own evaluation error V (the admitted
+    absolute errors).  Errors carried from further down are not pushed through |W| again: that worst case
+    grows like ‖|W|‖^depth, while the signed products that really carry them keep them of the size of one
+    layer's rounding (the tolerance's rtol leaves room for a few such layers).
+    """
     tape = mlp.forward(spec, params, X)
     a_bounds: list[Bound] = [exact(X)]
-    z_bounds: list[Bound] = []
+    z_errors: list[Array] = []
+    inputs_error = np.zeros_like(X)  # X is exact
     for layer, name in enumerate(spec.activations, start=1):
         z, a = tape.z(layer), tape.a(layer)
-        z_bound = matmul(params[f"W{layer}"], a_bounds[-1]) + exact(np.broadcast_to(params[f"b{layer}"], z.shape))
+        W, b = np.abs(params[f"W{layer}"]), np.abs(params[f"b{layer}"])
+        z_error = W @ (a_bounds[-1].M + inputs_error) + b
         if name == "softmax":
-            spread = z_bound.E + (a * z_bound.E).sum(axis=0, keepdims=True)
-            a_bound = Bound(a, a * spread + a)
+            own = np.zeros_like(a)
+            a_bound = Bound(a, _softmax_error(a, z_error))
         else:
-            a_bound = Bound(np.abs(a), _exact_slope(name, z) * z_bound.E + _value_terms(name, a, admitted))
-        z_bounds.append(z_bound)
+            own = _absolute_value_error(name, a) if admitted else np.zeros_like(a)
+            a_bound = Bound(np.abs(a), _exact_slope(name, z) * z_error + own)
+        inputs_error = own
+        z_errors.append(z_error)
         a_bounds.append(a_bound)
-    return tape, z_bounds, a_bounds
+    return tape, z_errors, a_bounds
 
 
 def magnitudes(
@@ -169,8 +185,8 @@ def magnitudes(
     Y: Array,
     form: str = "admitted",
     textbook_layers: Collection[int] | None = None,
-) -> dict[str, Array]:
-    """Ḡ (the error bound E) for every block: ``W{l}``/``b{l}`` like the parameters, ``delta{l}`` ``(n_l, m)``.
+) -> dict[str, Bound]:
+    """The bound (M, E) of every block: ``W{l}``/``b{l}`` like the parameters, ``delta{l}`` ``(n_l, m)``.
 
     ``form`` picks the formula set (``admitted`` or ``best``); ``textbook_layers``, when given, admits the
     textbook derivative formulas on those layers only (what each layer's formulas can cost).
@@ -181,12 +197,12 @@ def magnitudes(
     def admitted(layer: int) -> bool:
         return form == "admitted" if textbook_layers is None else layer in textbook_layers
 
-    tape, z_bounds, a_bounds = forward_bounds(spec, params, X, form == "admitted")
+    tape, z_errors, a_bounds = forward_bounds(spec, params, X, form == "admitted")
     L, m = spec.depth, Y.shape[1]
     target = exact(Y)
     if spec.loss in ("mse", "half_sse"):
         k = 2.0 / m if spec.loss == "mse" else 1.0
-        output_slope = slope(spec.activations[-1], tape.z(L), tape.a(L), z_bounds[-1], admitted(L))
+        output_slope = slope(spec.activations[-1], tape.z(L), tape.a(L), z_errors[-1], admitted(L))
         delta = ((a_bounds[L] + target) * output_slope).scaled(k)
     elif spec.loss == "bce":
         delta = (a_bounds[L] + target).scaled(1.0 / m)
@@ -195,21 +211,21 @@ def magnitudes(
         delta = (a_bounds[L] * column + target).scaled(1.0 / m)
     else:
         raise KeyError(f"unknown loss {spec.loss!r}")
-    out: dict[str, Array] = {}
+    out: dict[str, Bound] = {}
     for layer in range(L, 0, -1):
-        out[f"delta{layer}"] = delta.E
-        out[f"W{layer}"] = contract(delta, a_bounds[layer - 1]).E
-        out[f"b{layer}"] = batch_sum(delta).E
+        out[f"delta{layer}"] = delta
+        out[f"W{layer}"] = contract(delta, a_bounds[layer - 1])
+        out[f"b{layer}"] = batch_sum(delta)
         if layer > 1:
             name = spec.activations[layer - 2]
             z, a = tape.z(layer - 1), tape.a(layer - 1)
             carried = matmul(params[f"W{layer}"].T, delta)
-            delta = carried * slope(name, z, a, z_bounds[layer - 2], admitted(layer - 1))
+            delta = carried * slope(name, z, a, z_errors[layer - 2], admitted(layer - 1))
     return out
 
 
 @lru_cache(maxsize=128)
-def case_magnitudes(case: Case, form: str = "admitted") -> dict[str, Array]:
+def case_magnitudes(case: Case, form: str = "admitted") -> dict[str, Bound]:
     """:func:`magnitudes` of a case, cached: every oracle's comparison of one case needs the same Ḡ."""
     params, X, Y = case.arrays()
     return magnitudes(case.spec, params, X, Y, form)
