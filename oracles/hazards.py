@@ -33,7 +33,8 @@ class Hazard:
     extreme: float  # the value furthest into the hazard (a pre-activation, or a logit gap)
 
     def text(self) -> str:
-        return f"layer {self.layer} ({self.activation}): {DESCRIPTIONS[self.kind]}, {self.count} entries (up to {self.extreme:.4g})"
+        where = f"layer {self.layer} ({self.activation})"
+        return f"{where}: {DESCRIPTIONS[self.kind]}, {self.count} entries (up to {self.extreme:.4g})"
 
 
 DESCRIPTIONS: dict[str, str] = {

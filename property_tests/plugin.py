@@ -32,6 +32,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="Hypothesis examples per loss for --backprop-subject (default: the active profile's)",
     )
+    group.addoption(
+        "--backprop-stress",
+        action="store",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of stress cases (saturated layers, logits near ±1000) for --backprop-subject (default 1 in 5)",
+    )
+    group.addoption(
+        "--backprop-strict",
+        action="store_true",
+        default=False,
+        help="precision findings (right but less precise than float64 allows) fail too",
+    )
 
 
 def _target(config: pytest.Config) -> str | None:
@@ -63,8 +77,18 @@ class SubjectPropertyItem(pytest.Item):
         from property_tests.check import check_subject
 
         subject = load_subject(self.target)
+        from reference_impl.stress import STRESS_SHARE
+
         examples = self.config.getoption("--backprop-examples", default=None)
-        check_subject(subject, supports=subject_supports(self.target), losses=[self.loss], max_examples=examples)
+        stress = self.config.getoption("--backprop-stress", default=None)
+        check_subject(
+            subject,
+            supports=subject_supports(self.target),
+            losses=[self.loss],
+            max_examples=examples,
+            stress=STRESS_SHARE if stress is None else float(stress),
+            strict=bool(self.config.getoption("--backprop-strict", default=False)),
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         from property_tests.check import SubjectCheckFailed

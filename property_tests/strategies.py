@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from reference_impl.case import Case
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Spec
+from reference_impl.stress import STRESS_BATCHES, check_share
 
 HIDDEN_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATION_NAMES if a != "softmax")
 PARAM_SCALES: tuple[float, ...] = (0.1, 0.5, 1.0, 1.0, 2.0, 5.0)  # 5.0 saturates sigmoid/tanh units
@@ -71,9 +72,23 @@ def cases(
     param_scales: Sequence[float] = PARAM_SCALES,
     data_scales: Sequence[float] = DATA_SCALES,
     kinks: bool | None = None,
+    stress: float = 0.0,
 ) -> Case:
-    """A reproducible :class:`Case`; ``kinks=None`` sometimes puts relu pre-activations exactly on 0."""
+    """A reproducible :class:`Case`; ``kinks=None`` sometimes puts relu pre-activations exactly on 0.
+
+    ``stress``: the share of stress cases (:mod:`reference_impl.stress`: saturated layers, logits near
+    ±1000, a larger batch); shrinking moves towards ordinary cases.
+    """
     spec = draw(spec_strategy if spec_strategy is not None else specs())
+    per_mille = round(check_share(stress) * 1000)
+    stressed = per_mille > 0 and draw(st.integers(0, 999)) >= 1000 - per_mille
+    if stressed:
+        return Case(
+            spec=spec,
+            batch=draw(st.sampled_from(STRESS_BATCHES)),
+            seed=draw(st.integers(0, 2**31 - 1)),
+            stress=True,
+        )
     return Case(
         spec=spec,
         batch=draw(st.integers(min_batch, max_batch)),

@@ -35,8 +35,10 @@ from oracles.registry import all_oracles, get_oracle
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
+from oracles.verdicts.precision import apply_strict
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
+from reference_impl.stress import STRESS_SHARE, check_share
 from reports.cli.progress import Progress
 from reports.records import Record, RecordWriter, read_records
 
@@ -73,6 +75,8 @@ class CampaignConfig:
     subject: str = REFERENCE  # "reference" or "MODULE:ATTR"
     oracles: tuple[str, ...] | None = None  # None: every registered oracle that supports the case
     subsample: dict[str, int] = field(default_factory=dict)
+    stress: float = STRESS_SHARE  # share of stress cases (reference_impl.stress)
+    strict: bool = False  # precision findings count as discrepancies
 
     @classmethod
     def create(
@@ -82,12 +86,20 @@ class CampaignConfig:
         subject: str = REFERENCE,
         oracles: Sequence[str] | None = None,
         subsample: dict[str, int] | None = None,
+        stress: float = STRESS_SHARE,
+        strict: bool = False,
     ) -> CampaignConfig:
         chosen = tuple(oracles) if oracles else None
         every = dict(DEFAULT_SUBSAMPLE if subsample is None else subsample)
         if any(k < 1 for k in every.values()):
             raise CampaignError(f"subsample periods must be at least 1, got {every}")
-        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every)
+        try:
+            share = check_share(stress)
+        except ValueError as exc:
+            raise CampaignError(str(exc)) from None
+        return cls(
+            seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every, stress=share, strict=strict
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +115,9 @@ class CampaignConfig:
             subject=str(data.get("subject", REFERENCE)),
             oracles=tuple(oracles) if oracles else None,
             subsample={str(k): int(v) for k, v in (data.get("subsample") or {}).items()},
+            # A campaign stored before stress cases existed had none: resuming it must redraw the same cases.
+            stress=float(data.get("stress", 0.0)),
+            strict=bool(data.get("strict", False)),
         )
 
 
@@ -170,7 +185,7 @@ def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[s
 
 def run_case(config: CampaignConfig, index: int) -> list[Record]:
     """All records of one case, tagged with their count (the resume marker)."""
-    case = case_from_index(config.seed, index)
+    case = case_from_index(config.seed, index, config.stress)
     names = oracle_names_for(config, index)
     supported = [n for n in names if get_oracle(n).supports_case(case)]
     records = check_case(case, resolve_subject(config.subject), supported) if supported else []
@@ -185,6 +200,8 @@ def run_case(config: CampaignConfig, index: int) -> list[Record]:
                 message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
             )
         ]
+    if config.strict:
+        records = apply_strict(records)
     entry = _entry_values(case, records, supported)
     for record in records:
         record.extra["campaign"] = {"records": len(records), "index": index}
@@ -388,6 +405,7 @@ class CampaignResult:
     batches: int
     batch_size: int
     parallelism: int
+    precision_cases: int = 0  # cases right within the tolerance but less precise than the best float64 answer
 
     @property
     def scheduling_overhead(self) -> float:
@@ -439,6 +457,10 @@ class _InterruptGuard:
             self.writing = False
         if self.pending:
             raise _Interrupted()
+
+
+def _imprecise(records: Sequence[Record]) -> bool:
+    return not any(r.failed for r in records) and any(r.category == "precision" for r in records)
 
 
 def run_campaign(
@@ -495,6 +517,7 @@ def run_campaign(
         runner = run_in_process(config, work)
 
     failed_before = sum(1 for recs in done.values() if any(r.failed for r in recs))
+    imprecise = sum(1 for recs in done.values() if _imprecise(recs))
     if progress is None and show_progress:
         progress = Progress(config.examples, already_done=len(done))
     if progress is not None:
@@ -512,6 +535,7 @@ def run_campaign(
                     written += len(records)
                     failing = any(r.failed for r in records)
                     failed_now += failing
+                    imprecise += _imprecise(records)
                     ran += 1
                     if progress is not None:
                         progress.update(1, int(failing))
@@ -533,6 +557,7 @@ def run_campaign(
         batches=len(work),
         batch_size=size,
         parallelism=parallelism,
+        precision_cases=imprecise,
     )
     meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     meta["last_run"] = {
@@ -547,6 +572,7 @@ def run_campaign(
     meta["elapsed_seconds"] = round(float(meta.get("elapsed_seconds", 0.0)) + wall, 3)
     meta["cases"] = result_summary.cases
     meta["failed_cases"] = result_summary.failed_cases
+    meta["precision_cases"] = result_summary.precision_cases
     write_campaign(out, meta)
     return result_summary
 

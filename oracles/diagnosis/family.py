@@ -148,7 +148,6 @@ class Family:
             label=label,
         )
 
-
     def stress_case(self, seed: int, index: int, ordinal: int, label: str, max_width: int = 6) -> Case:
         """Stress case ``index`` (the ``ordinal``-th of its run) inside the family: its losses in turn, its
         saturable activations in turn, a larger batch (:mod:`reference_impl.stress`)."""

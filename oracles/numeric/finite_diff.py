@@ -39,7 +39,9 @@ NAME = "finite_diff"
 # Differences of losses need a step that resolves features of width ~1/|W| in pre-activations of
 # size ~1000 without drowning in the rounding of losses that large: neither truncation nor rounding is
 # under control there, so the exact, autodiff and complex-step oracles judge stress cases.
-STRESS_REASON = "a difference step cannot resolve saturated pre-activations of size ~1000 (truncation and rounding both uncontrolled)"
+STRESS_REASON = (
+    "a difference step cannot resolve saturated pre-activations of size ~1000 (truncation and rounding uncontrolled)"
+)
 # One-sided differences at a kink carry an O(h·L'') truncation error, h ≈ 6e-6·max(1, |θ|).
 KINK_RELATIVE_SLACK = 1e-4
 

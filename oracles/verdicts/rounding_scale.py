@@ -47,7 +47,7 @@ few orders of |g| (an ordinary entry), a bug moves the value by far more than th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -148,7 +148,7 @@ def _softmax_error(p: Array, z_error: Array) -> Array:
 
 
 def forward_bounds(
-    spec: Spec, params: Mapping[str, Array], X: Array, admitted: bool = True
+    spec: Spec, params: Mapping[str, Array], X: Array, admitted: Callable[[int], bool] = lambda layer: True
 ) -> tuple[mlp.Tape, list[Array], list[Bound]]:
     """The tape, per layer the error Δz^[l] of the pre-activations, and the bounds of a^[l] (a[0] = X).
 
@@ -170,7 +170,7 @@ def forward_bounds(
             own = np.zeros_like(a)
             a_bound = Bound(a, _softmax_error(a, z_error))
         else:
-            own = _absolute_value_error(name, a) if admitted else np.zeros_like(a)
+            own = _absolute_value_error(name, a) if admitted(layer) else np.zeros_like(a)
             a_bound = Bound(np.abs(a), _exact_slope(name, z) * z_error + own)
         inputs_error = own
         z_errors.append(z_error)
@@ -189,7 +189,7 @@ def magnitudes(
     """The bound (M, E) of every block: ``W{l}``/``b{l}`` like the parameters, ``delta{l}`` ``(n_l, m)``.
 
     ``form`` picks the formula set (``admitted`` or ``best``); ``textbook_layers``, when given, admits the
-    textbook derivative formulas on those layers only (what each layer's formulas can cost).
+    textbook formulas (values and derivatives) on those layers only (what each layer's formulas can cost).
     """
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, got {form!r}")
@@ -197,7 +197,7 @@ def magnitudes(
     def admitted(layer: int) -> bool:
         return form == "admitted" if textbook_layers is None else layer in textbook_layers
 
-    tape, z_errors, a_bounds = forward_bounds(spec, params, X, form == "admitted")
+    tape, z_errors, a_bounds = forward_bounds(spec, params, X, admitted)
     L, m = spec.depth, Y.shape[1]
     target = exact(Y)
     if spec.loss in ("mse", "half_sse"):

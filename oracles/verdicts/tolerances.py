@@ -86,11 +86,12 @@ def entry_tolerance(
     floor = magnitude
     if block_floor and magnitude.size:
         floor = np.maximum(magnitude, float(magnitude.max()))
-    carried: Array | None = None
+    M: Array | None
+    carried: Array | None
     if isinstance(scale, Bound):
         M, carried = scale.M, scale.E
     else:
-        M = scale
+        M, carried = scale, None
     if M is not None and np.shape(M) == np.shape(oracle_values):
         floor = np.maximum(floor, M)
     allowed = tolerance.rtol * floor + tolerance.atol
@@ -105,6 +106,6 @@ def relative_error(subject_values: Array, oracle_values: Array) -> Array:
     """|s − o| / |o| with 0/0 = 0 and x/0 = inf: for reporting only, verdicts use entry_tolerance."""
     diff = np.abs(subject_values - oracle_values)
     denom = np.abs(oracle_values)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(denom > 0, diff / np.where(denom > 0, denom, 1.0), np.where(diff > 0, np.inf, 0.0))
     return np.asarray(rel, dtype=np.float64)

@@ -1,9 +1,11 @@
-"""What every subcommand shares: exit codes and the one-line, categorised usage error."""
+"""What every subcommand shares: exit codes, the one-line categorised usage error, the stress options."""
 
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from reference_impl.stress import STRESS_SHARE, check_share
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -21,3 +23,26 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def add_stress_options(parser: Any) -> None:
+    """``--stress SHARE`` and ``--strict``, the same for ``run`` and ``verify``."""
+    parser.add_argument(
+        "--stress",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help=f"share of stress cases: saturated layers, logits near ±1000, larger m (default {STRESS_SHARE}; 0: none)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="precision findings (right but less precise than float64 allows) fail"
+    )
+
+
+def stress_share(value: float | None) -> float:
+    if value is None:
+        return STRESS_SHARE
+    try:
+        return check_share(value)
+    except ValueError as exc:
+        raise UsageError(f"--stress: {exc}", "usage") from None

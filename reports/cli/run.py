@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
+from reference_impl.stress import STRESS_SHARE
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_stress_options, stress_share
 
 DEFAULT_EXAMPLES = 500
 DEFAULT_SEED = 1
@@ -41,6 +42,7 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--resume", action="store_true", help="continue the campaign in DIR without redoing cases")
     run.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
+    add_stress_options(run)
     run.add_argument("--batch-size", type=int, default=None, metavar="B", help=argparse.SUPPRESS)
     run.set_defaults(func=run_command)
 
@@ -55,6 +57,13 @@ def register(subparsers: Any) -> None:
     )
     replay.add_argument("--oracles", default=None, metavar="A,B,...", help="oracle names (default: all registered)")
     replay.add_argument("--out", default=None, metavar="DIR", help="take the subject from this campaign directory")
+    replay.add_argument(
+        "--stress",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help=f"the campaign's stress share (default: the campaign's, else {STRESS_SHARE})",
+    )
     replay.set_defaults(func=replay_command)
 
     report = subparsers.add_parser(
@@ -127,6 +136,8 @@ def run_command(args: argparse.Namespace) -> int:
             subject=subject,
             oracles=oracles,
             subsample=_subsample(args.subsample),
+            stress=stress_share(args.stress),
+            strict=bool(args.strict),
         )
     # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
     campaign.resolve_subject(config.subject)
@@ -149,8 +160,9 @@ def run_command(args: argparse.Namespace) -> int:
         from reports.junit import write_junit
 
         write_junit(out / campaign.RESULTS_FILE, Path(args.junit))
+    precision = f", {result.precision_cases} right but imprecise (precision)" if result.precision_cases else ""
     print(
-        f"{result.cases} cases, {result.failed_cases} with discrepancies, {result.records} records "
+        f"{result.cases} cases, {result.failed_cases} with discrepancies{precision}, {result.records} records "
         f"({result.ran} run now in {result.wall_seconds:.1f} s)\n"
         f"records: {out / campaign.RESULTS_FILE}\nreport:  {report_path}"
     )
@@ -170,6 +182,10 @@ def _check_resume_flags(args: argparse.Namespace, config: Any, oracles: list[str
         conflicts.append(f"--subsample {args.subsample} (campaign: {config.subsample or 'none'})")
     if oracles is not None and tuple(oracles) != config.oracles:
         conflicts.append(f"--oracles {','.join(oracles)} (campaign: {config.oracles or 'all'})")
+    if args.stress is not None and stress_share(args.stress) != config.stress:
+        conflicts.append(f"--stress {args.stress} (campaign: {config.stress})")
+    if args.strict and not config.strict:
+        conflicts.append("--strict (campaign: not strict)")
     if conflicts:
         raise UsageError("--resume continues the stored campaign; conflicting flags: " + "; ".join(conflicts), "usage")
 
@@ -185,14 +201,17 @@ def replay_command(args: argparse.Namespace) -> int:
         raise UsageError(str(exc), "input") from None
     subject_target = args.subject
     oracles = _oracle_list(args.oracles)
+    share = None if args.stress is None else stress_share(args.stress)
     if args.out is not None:
         stored = campaign.read_campaign(Path(args.out))
         if stored is None:
             raise UsageError(f"{args.out} has no {campaign.CAMPAIGN_FILE}", "io")
         subject_target = subject_target or stored["config"]["subject"]
+        if share is None:
+            share = campaign.CampaignConfig.from_dict(stored["config"]).stress
     subject_target = subject_target or campaign.REFERENCE
     subject = campaign.resolve_subject(subject_target)
-    case = case_from_index(seed, index)
+    case = case_from_index(seed, index, STRESS_SHARE if share is None else share)
     records = check_case(case, subject, oracles)
     out = sys.stdout
     out.write(f"case {case.id}: {case.spec.to_dict()}, batch {case.batch}, {case.spec.n_parameters} parameters\n")

@@ -20,12 +20,14 @@ import numpy as np
 from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
+from oracles.diagnosis.instability import Instability, explain_instability
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject, load_subject, subject_supports
 from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_call_notes
+from oracles.verdicts.precision import apply_strict
 from reference_impl.case import Case
 from reference_impl.spec import Spec
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_stress_options, stress_share
 from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
 from reports.records import Record, RecordWriter
 
@@ -57,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--timeout", type=float, help="seconds per call; the call runs in a killable process")
     verify.add_argument("--convention", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}")
     verify.add_argument("--oracle", default="torch_autograd", help="oracle to compare with (default torch_autograd)")
+    add_stress_options(verify)
     verify.set_defaults(func=run_verify)
 
     fixtures = subparsers.add_parser("fixtures", help="golden fixtures for implementations in other languages")
@@ -91,7 +94,9 @@ class FamilyVerdict:
     def line(self, name: str) -> str:
         total = self.passed + self.failed
         verdict = "FAIL" if self.failed else "pass"
-        worst = f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}" if self.failed else ""
+        worst = (
+            f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}" if self.failed and self.worst_case else ""
+        )
         return f"  {name:<6} {verdict}  {self.passed}/{total} cases right{worst}"
 
 
@@ -101,6 +106,15 @@ class VerifyResult:
     failing_cases: list[Case] = field(default_factory=list)
     verdicts: dict[str, FamilyVerdict] = field(default_factory=dict)
     protocol: dict[str, list[str]] = field(default_factory=dict)  # category -> case ids
+    unstable_cases: list[Case] = field(default_factory=list)  # NaN/inf where the truth is finite
+    precision: list[tuple[Case, Record]] = field(default_factory=list)  # right but imprecise (first record each)
+
+    @property
+    def wrong_cases(self) -> list[Case]:
+        """Failing cases that are neither unstable nor only imprecise (what the defect diagnoser explains)."""
+        unstable = {c.id for c in self.unstable_cases}
+        imprecise = {c.id for c, r in self.precision if r.failed}
+        return [c for c in self.failing_cases if c.id not in unstable and c.id not in imprecise]
 
 
 def _family(args: argparse.Namespace) -> Family:
@@ -176,8 +190,10 @@ def verify_subject(
     convention: str | None = None,
     timeout: float | None = None,
     writer: RecordWriter | None = None,
+    strict: bool = False,
 ) -> VerifyResult:
-    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle."""
+    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle;
+    ``strict``: a precision finding fails its case."""
     oracle = get_oracle(oracle_name)
     result = VerifyResult()
     for case in cases:
@@ -199,6 +215,8 @@ def verify_subject(
                 record.elapsed += call.elapsed
                 if convention is not None:
                     record.extra["convention"] = {"name": convention, "factor": factor}
+        if strict:
+            records = apply_strict(records)
         for record in records:
             _tally(result, record)
             result.records.append(record)
@@ -206,6 +224,11 @@ def verify_subject(
                 writer.write(record)
         if any(r.failed for r in records):
             result.failing_cases.append(case)
+        if any(r.category == "unstable" for r in records):
+            result.unstable_cases.append(case)
+        imprecise = [r for r in records if r.category == "precision"]
+        if imprecise and not any(r.failed and r.category != "precision" for r in records):
+            result.precision.append((case, imprecise[0]))
     return result
 
 
@@ -241,7 +264,7 @@ def run_verify(args: argparse.Namespace) -> int:
         get_oracle(args.oracle)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
-    cases = family_cases(family, args.seed, args.examples)
+    cases = family_cases(family, args.seed, args.examples, stress_share(args.stress))
     writer = None
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -249,21 +272,30 @@ def run_verify(args: argparse.Namespace) -> int:
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
         result = verify_subject(
-            subject, cases, oracle_name=args.oracle, convention=args.convention, timeout=args.timeout, writer=writer
+            subject,
+            cases,
+            oracle_name=args.oracle,
+            convention=args.convention,
+            timeout=args.timeout,
+            writer=writer,
+            strict=args.strict,
         )
     finally:
         if writer is not None:
             writer.close()
     diagnoses: list[Diagnosis] = []
-    if result.failing_cases:
+    if result.wrong_cases:
         diagnoses = diagnose_subject(
             _declared(subject, args.convention),
-            result.failing_cases[:DIAGNOSIS_CASES],
+            result.wrong_cases[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
             timeout=args.timeout,
         )
-    lines = _render(args, cases, result, diagnoses)
+    instabilities: list[Instability] = []
+    if result.unstable_cases:
+        instabilities = explain_instability(subject, result.unstable_cases[0], family, timeout=args.timeout)
+    lines = _render(args, cases, result, diagnoses, instabilities)
     print("\n".join(lines))
     if args.out is not None:
         summary = {
@@ -272,6 +304,11 @@ def run_verify(args: argparse.Namespace) -> int:
             "failing_cases": [c.id for c in result.failing_cases],
             "convention": args.convention,
             "diagnoses": [d.__dict__ | {"losses": list(d.losses)} for d in diagnoses],
+            "instabilities": [i.as_dict() for i in instabilities],
+            "unstable_cases": [c.id for c in result.unstable_cases],
+            "precision_cases": [c.id for c, _ in result.precision],
+            "stress": stress_share(args.stress),
+            "strict": bool(args.strict),
             "protocol": result.protocol,
         }
         (args.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -281,19 +318,31 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _render(
-    args: argparse.Namespace, cases: Sequence[Case], result: VerifyResult, diagnoses: list[Diagnosis]
+    args: argparse.Namespace,
+    cases: Sequence[Case],
+    result: VerifyResult,
+    diagnoses: list[Diagnosis],
+    instabilities: Sequence[Instability] = (),
 ) -> list[str]:
     lines: list[str] = []
+    found = [i.line() for i in instabilities] + [d.line() for d in diagnoses]
     if not result.failing_cases:
         declared = f" (declared convention: {args.convention})" if args.convention else ""
         lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
-    elif diagnoses:
-        lines.append(f"diagnosis: {diagnoses[0].line()}")
-        lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
-    else:
+    elif found:
+        lines.append(f"diagnosis: {found[0]}")
+        lines.extend(f"  also: {line}" for line in found[1:])
+    elif result.wrong_cases:
         lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
+    else:
+        lines.append("diagnosis: right, but less precise than float64 allows (failing under --strict)")
     for category, ids in sorted(result.protocol.items()):
         lines.append(f"protocol [{category}]: {len(ids)} case(s), first {ids[0]}")
+    if result.precision:
+        case, record = result.precision[0]
+        status = "failing under --strict" if args.strict else "not a failure; --strict makes it one"
+        lines.append(f"precision: {len(result.precision)} case(s) right but imprecise ({status}); first {case.id}:")
+        lines.append(f"  {record.message}")
     lines.append("verdict per parameter:")
     for name in sorted(result.verdicts, key=_parameter_order):
         lines.append(result.verdicts[name].line(name))

@@ -7,6 +7,7 @@ deep saturation, which gives the right 0), σ' as σ(1 − σ).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ def _sigma(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-FORWARD = {
+FORWARD: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda z: z,
     "sigmoid": _sigma,
     "tanh": np.tanh,
@@ -25,7 +26,7 @@ FORWARD = {
     "softplus": lambda z: np.logaddexp(0.0, z),
 }
 
-SLOPE = {
+SLOPE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda z: np.ones_like(z),
     "sigmoid": lambda z: _sigma(z) * (1.0 - _sigma(z)),
     "tanh": lambda z: 1.0 / np.cosh(z) ** 2,
@@ -43,8 +44,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     names, depth, m = spec["activations"], len(spec["activations"]), X.shape[1]
     zs, acts = [], [X]
-    for l, name in enumerate(names, start=1):
-        z = np.einsum("jk,ki->ji", params[f"W{l}"], acts[-1]) + params[f"b{l}"]
+    for layer, name in enumerate(names, start=1):
+        z = np.einsum("jk,ki->ji", params[f"W{layer}"], acts[-1]) + params[f"b{layer}"]
         zs.append(z)
         acts.append(_softmax(z) if name == "softmax" else FORWARD[name](z))
     a = acts[-1]
@@ -56,9 +57,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         coefficient = 2.0 / m if spec["loss"] == "mse" else 1.0
         delta = np.einsum("ji,ji->ji", coefficient * (a - Y), SLOPE[names[-1]](zs[-1]))
     grads: dict[str, Any] = {}
-    for l in range(depth, 0, -1):
-        grads[f"W{l}"] = np.einsum("ji,ki->jk", delta, acts[l - 1])
-        grads[f"b{l}"] = np.einsum("ji->j", delta)[:, None]
-        if l > 1:
-            delta = np.einsum("jk,ji->ki", params[f"W{l}"], delta) * SLOPE[names[l - 2]](zs[l - 2])
+    for layer in range(depth, 0, -1):
+        grads[f"W{layer}"] = np.einsum("ji,ki->jk", delta, acts[layer - 1])
+        grads[f"b{layer}"] = np.einsum("ji->j", delta)[:, None]
+        if layer > 1:
+            delta = np.einsum("jk,ji->ki", params[f"W{layer}"], delta) * SLOPE[names[layer - 2]](zs[layer - 2])
     return grads

@@ -1,7 +1,7 @@
 """A per-layer loop with the textbook derivatives: σ' = σ(1 − σ), tanh' = 1 − tanh², fused δ^[L] = a − y.
 
-Written the way a course teaches it, column per example: ``X`` ``(n_0, m)``, ``W{l}`` ``(n_l, n_{l-1})``,
-``b{l}`` ``(n_l, 1)``.  Only the softmax subtracts its column maximum and softplus uses ``logaddexp``, the
+Written the way a course teaches it, column per example: ``X`` ``(n_0, m)``, ``W{i}`` ``(n_l, n_{i-1})``,
+``b{i}`` ``(n_l, 1)``.  Only the softmax subtracts its column maximum and softplus uses ``logaddexp``, the
 two places where the textbook form itself is unsafe.
 """
 
@@ -55,10 +55,10 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     activations, loss = spec["activations"], spec["loss"]
     L, m = len(activations), X.shape[1]
     zs, acts = [], [X]
-    for l in range(1, L + 1):
-        z = params[f"W{l}"] @ acts[-1] + params[f"b{l}"]
+    for i in range(1, L + 1):
+        z = params[f"W{i}"] @ acts[-1] + params[f"b{i}"]
         zs.append(z)
-        acts.append(_forward(activations[l - 1], z))
+        acts.append(_forward(activations[i - 1], z))
     a = acts[-1]
     if loss in ("bce", "cce"):
         dz = (a - Y) / m
@@ -66,9 +66,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         dA = 2.0 * (a - Y) / m if loss == "mse" else a - Y
         dz = dA * _derivative(activations[-1], zs[-1], a)
     grads = {}
-    for l in range(L, 0, -1):
-        grads[f"W{l}"] = dz @ acts[l - 1].T
-        grads[f"b{l}"] = np.sum(dz, axis=1, keepdims=True)
-        if l > 1:
-            dz = (params[f"W{l}"].T @ dz) * _derivative(activations[l - 2], zs[l - 2], acts[l - 1])
+    for i in range(L, 0, -1):
+        grads[f"W{i}"] = dz @ acts[i - 1].T
+        grads[f"b{i}"] = np.sum(dz, axis=1, keepdims=True)
+        if i > 1:
+            dz = (params[f"W{i}"].T @ dz) * _derivative(activations[i - 2], zs[i - 2], acts[i - 1])
     return grads

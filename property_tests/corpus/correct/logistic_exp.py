@@ -2,7 +2,7 @@
 tanh as 2σ(2z) − 1 with tanh' = 1 − tanh².  For z below −709, e^(−z) overflows to inf and 1/(1 + inf) is
 the right 0 (NumPy warns; the value is exact).  The cross-entropies use the fused δ = a − y.
 
-Column per example: ``X`` ``(n_0, m)``, ``W{l}`` ``(n_l, n_{l-1})``, ``b{l}`` ``(n_l, 1)``.
+Column per example: ``X`` ``(n_0, m)``, ``W{i}`` ``(n_l, n_{i-1})``, ``b{i}`` ``(n_l, 1)``.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def derivative(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     acts = spec["activations"]
-    cache = [(None, X)]
-    for l, name in enumerate(acts, start=1):
-        z = np.dot(params["W" + str(l)], cache[-1][1]) + params["b" + str(l)]
+    cache = [(X, X)]  # (z, a) per layer; layer 0 has no z
+    for i, name in enumerate(acts, start=1):
+        z = np.dot(params["W" + str(i)], cache[-1][1]) + params["b" + str(i)]
         cache.append((z, activation(name, z)))
     m = X.shape[1]
     z_L, a_L = cache[-1]
@@ -62,11 +62,11 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     else:
         dZ = (a_L - Y) * derivative(acts[-1], z_L, a_L)
     grads = {}
-    for l in range(len(acts), 0, -1):
-        a_prev = cache[l - 1][1]
-        grads["W" + str(l)] = np.dot(dZ, a_prev.T)
-        grads["b" + str(l)] = np.sum(dZ, axis=1, keepdims=True)
-        if l > 1:
-            z_prev, a_prev = cache[l - 1]
-            dZ = np.dot(params["W" + str(l)].T, dZ) * derivative(acts[l - 2], z_prev, a_prev)
+    for i in range(len(acts), 0, -1):
+        a_prev = cache[i - 1][1]
+        grads["W" + str(i)] = np.dot(dZ, a_prev.T)
+        grads["b" + str(i)] = np.sum(dZ, axis=1, keepdims=True)
+        if i > 1:
+            z_prev, a_prev = cache[i - 1]
+            dZ = np.dot(params["W" + str(i)].T, dZ) * derivative(acts[i - 2], z_prev, a_prev)
     return grads

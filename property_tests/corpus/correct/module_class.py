@@ -100,11 +100,11 @@ class Dense:
 class Network:
     """``network.gradients(spec, params, X, Y)`` builds the layers from the spec and runs them."""
 
-    def gradients(self, spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
+    def gradients(
+        self, spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray
+    ) -> dict[str, Any]:
         names = spec["activations"]
-        layers = [
-            Dense(params[f"W{i}"], params[f"b{i}"], ACTIVATIONS[name]()) for i, name in enumerate(names, start=1)
-        ]
+        layers = [Dense(params[f"W{i}"], params[f"b{i}"], ACTIVATIONS[name]()) for i, name in enumerate(names, start=1)]
         out = X
         for layer in layers:
             out = layer.forward(out)

@@ -53,7 +53,7 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     for i in range(m):
         x, y = X[:, i], Y[:, i]
         zs, outs = [], [x]
-        for W, b, name in zip(Ws, bs, names):
+        for W, b, name in zip(Ws, bs, names, strict=True):
             zs.append(W @ outs[-1] + b)
             outs.append(_act(name, zs[-1]))
         out = outs[-1]

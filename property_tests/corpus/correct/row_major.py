@@ -58,7 +58,7 @@ def backprop_rows(
     """Rows are examples: ``A0`` ``(m, n_0)``, ``weights[l]`` ``(n_l, n_{l+1})``, ``biases[l]`` ``(1, n_{l+1})``."""
     batch = A0.shape[0]
     pre, post = [], [A0]
-    for W, b, kind in zip(weights, biases, kinds):
+    for W, b, kind in zip(weights, biases, kinds, strict=True):
         pre.append(post[-1] @ W + b)
         post.append(_forward(kind, pre[-1]))
     P = post[-1]

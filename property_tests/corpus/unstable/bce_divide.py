@@ -48,8 +48,8 @@ def slope(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     names = spec["activations"]
     zs, acts = [], [X]
-    for l, name in enumerate(names, start=1):
-        zs.append(params[f"W{l}"] @ acts[-1] + params[f"b{l}"])
+    for i, name in enumerate(names, start=1):
+        zs.append(params[f"W{i}"] @ acts[-1] + params[f"b{i}"])
         acts.append(act(name, zs[-1]))
     a, m = acts[-1], X.shape[1]
     if spec["loss"] == "bce":
@@ -61,9 +61,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         dA = 2.0 * (a - Y) / m if spec["loss"] == "mse" else a - Y
         delta = dA * slope(names[-1], zs[-1], a)
     grads: dict[str, Any] = {}
-    for l in range(len(names), 0, -1):
-        grads[f"W{l}"] = delta @ acts[l - 1].T
-        grads[f"b{l}"] = delta.sum(axis=1, keepdims=True)
-        if l > 1:
-            delta = (params[f"W{l}"].T @ delta) * slope(names[l - 2], zs[l - 2], acts[l - 1])
+    for i in range(len(names), 0, -1):
+        grads[f"W{i}"] = delta @ acts[i - 1].T
+        grads[f"b{i}"] = delta.sum(axis=1, keepdims=True)
+        if i > 1:
+            delta = (params[f"W{i}"].T @ delta) * slope(names[i - 2], zs[i - 2], acts[i - 1])
     return grads

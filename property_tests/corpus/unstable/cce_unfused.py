@@ -5,6 +5,7 @@ beyond 745) makes −y/p = −inf and the Jacobian product inf·0 = NaN.  The re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,14 +19,15 @@ def _act(name: str, z: np.ndarray) -> np.ndarray:
     if name == "softmax":
         e = np.exp(z - z.max(axis=0, keepdims=True))
         return e / e.sum(axis=0, keepdims=True)
-    return {
+    table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "identity": lambda v: v,
         "sigmoid": _sigmoid,
         "tanh": np.tanh,
         "relu": lambda v: np.maximum(v, 0.0),
         "leaky_relu": lambda v: np.where(v > 0, v, 0.01 * v),
         "softplus": lambda v: np.logaddexp(0.0, v),
-    }[name](z)
+    }
+    return table[name](z)
 
 
 def _vjp(name: str, z: np.ndarray, a: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -45,8 +47,8 @@ def _vjp(name: str, z: np.ndarray, a: np.ndarray, g: np.ndarray) -> np.ndarray:
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     names = spec["activations"]
     zs, acts = [], [X]
-    for l, name in enumerate(names, start=1):
-        zs.append(params[f"W{l}"] @ acts[-1] + params[f"b{l}"])
+    for i, name in enumerate(names, start=1):
+        zs.append(params[f"W{i}"] @ acts[-1] + params[f"b{i}"])
         acts.append(_act(name, zs[-1]))
     a, m = acts[-1], X.shape[1]
     if spec["loss"] == "cce":
@@ -56,9 +58,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     else:
         delta = _vjp(names[-1], zs[-1], a, (2.0 / m if spec["loss"] == "mse" else 1.0) * (a - Y))
     grads: dict[str, Any] = {}
-    for l in range(len(names), 0, -1):
-        grads[f"W{l}"] = delta @ acts[l - 1].T
-        grads[f"b{l}"] = delta.sum(axis=1, keepdims=True)
-        if l > 1:
-            delta = _vjp(names[l - 2], zs[l - 2], acts[l - 1], params[f"W{l}"].T @ delta)
+    for i in range(len(names), 0, -1):
+        grads[f"W{i}"] = delta @ acts[i - 1].T
+        grads[f"b{i}"] = delta.sum(axis=1, keepdims=True)
+        if i > 1:
+            delta = _vjp(names[i - 2], zs[i - 2], acts[i - 1], params[f"W{i}"].T @ delta)
     return grads

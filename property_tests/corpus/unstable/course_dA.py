@@ -41,7 +41,7 @@ def forward_one(A_prev, W, b, kind):
 
 
 def backward_one(dA, cache, kind):
-    A_prev, W, b, Z, A = cache
+    A_prev, W, _, Z, A = cache
     m = A_prev.shape[1]
     if kind == "sigmoid":
         s = 1 / (1 + np.exp(-Z))
@@ -68,8 +68,8 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     L = len(kinds)
     caches = []
     A = X
-    for l in range(1, L + 1):
-        A, cache = forward_one(A, params["W" + str(l)], params["b" + str(l)], kinds[l - 1])
+    for i in range(1, L + 1):
+        A, cache = forward_one(A, params["W" + str(i)], params["b" + str(i)], kinds[i - 1])
         caches.append(cache)
     AL = A
     loss = spec["loss"]
@@ -82,7 +82,7 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     grads = {}
     if loss == "cce":
         # softmax + cross-entropy: dZ = AL − Y, straight to the last layer's gradients
-        A_prev, W, b, Z, _ = caches[L - 1]
+        A_prev, W, _, _, _ = caches[L - 1]
         m = A_prev.shape[1]
         dZ = AL - Y
         grads["W" + str(L)] = 1 / m * np.dot(dZ, A_prev.T)
@@ -90,6 +90,6 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         dA = np.dot(W.T, dZ)
     else:
         dA, grads["W" + str(L)], grads["b" + str(L)] = backward_one(dAL, caches[L - 1], kinds[L - 1])
-    for l in reversed(range(1, L)):
-        dA, grads["W" + str(l)], grads["b" + str(l)] = backward_one(dA, caches[l - 1], kinds[l - 1])
+    for i in reversed(range(1, L)):
+        dA, grads["W" + str(i)], grads["b" + str(i)] = backward_one(dA, caches[i - 1], kinds[i - 1])
     return grads

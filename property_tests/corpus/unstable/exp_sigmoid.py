@@ -4,6 +4,7 @@ e^z overflows for z > 709.78 and inf/inf = NaN.  The rest is a careful per-layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ def sigmoid_prime(z: np.ndarray) -> np.ndarray:
 
 
 def forward(name: str, z: np.ndarray) -> np.ndarray:
-    return {
+    table: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "sigmoid": sigmoid,
         "tanh": np.tanh,
         "relu": lambda v: np.maximum(v, 0.0),
@@ -28,7 +29,8 @@ def forward(name: str, z: np.ndarray) -> np.ndarray:
         "softplus": lambda v: np.logaddexp(0.0, v),
         "identity": lambda v: v,
         "softmax": lambda v: np.exp(v - v.max(0)) / np.exp(v - v.max(0)).sum(0),
-    }[name](z)
+    }
+    return table[name](z)
 
 
 def prime(name: str, z: np.ndarray) -> np.ndarray:
@@ -48,8 +50,8 @@ def prime(name: str, z: np.ndarray) -> np.ndarray:
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     names = spec["activations"]
     zs, acts = [], [X]
-    for l, name in enumerate(names, start=1):
-        zs.append(params[f"W{l}"] @ acts[-1] + params[f"b{l}"])
+    for i, name in enumerate(names, start=1):
+        zs.append(params[f"W{i}"] @ acts[-1] + params[f"b{i}"])
         acts.append(forward(name, zs[-1]))
     m = X.shape[1]
     if spec["loss"] in ("bce", "cce"):
@@ -57,9 +59,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     else:
         delta = (2.0 / m if spec["loss"] == "mse" else 1.0) * (acts[-1] - Y) * prime(names[-1], zs[-1])
     grads: dict[str, Any] = {}
-    for l in range(len(names), 0, -1):
-        grads[f"W{l}"] = delta @ acts[l - 1].T
-        grads[f"b{l}"] = delta.sum(axis=1, keepdims=True)
-        if l > 1:
-            delta = (params[f"W{l}"].T @ delta) * prime(names[l - 2], zs[l - 2])
+    for i in range(len(names), 0, -1):
+        grads[f"W{i}"] = delta @ acts[i - 1].T
+        grads[f"b{i}"] = delta.sum(axis=1, keepdims=True)
+        if i > 1:
+            delta = (params[f"W{i}"].T @ delta) * prime(names[i - 2], zs[i - 2])
     return grads

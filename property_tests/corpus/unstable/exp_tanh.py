@@ -4,6 +4,7 @@ for |z| > 709.78 the exponential overflows and inf/inf = NaN.  The rest is caref
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     names = spec["activations"]
-    forward = {
+    forward: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "identity": lambda z: z,
         "sigmoid": _sigmoid,
         "tanh": tanh,
@@ -32,7 +33,7 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         "softplus": lambda z: np.logaddexp(0.0, z),
         "softmax": lambda z: np.exp(z - z.max(0)) / np.exp(z - z.max(0)).sum(0),
     }
-    slope = {
+    slope: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "identity": np.ones_like,
         "sigmoid": lambda z: _sigmoid(z) * _sigmoid(-z),
         "tanh": tanh_prime,
@@ -41,8 +42,8 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         "softplus": _sigmoid,
     }
     zs, acts = [], [X]
-    for l, name in enumerate(names, start=1):
-        zs.append(params[f"W{l}"] @ acts[-1] + params[f"b{l}"])
+    for i, name in enumerate(names, start=1):
+        zs.append(params[f"W{i}"] @ acts[-1] + params[f"b{i}"])
         acts.append(forward[name](zs[-1]))
     m = X.shape[1]
     if spec["loss"] in ("bce", "cce"):
@@ -50,9 +51,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
     else:
         delta = (2.0 / m if spec["loss"] == "mse" else 1.0) * (acts[-1] - Y) * slope[names[-1]](zs[-1])
     grads: dict[str, Any] = {}
-    for l in range(len(names), 0, -1):
-        grads[f"W{l}"] = delta @ acts[l - 1].T
-        grads[f"b{l}"] = delta.sum(axis=1, keepdims=True)
-        if l > 1:
-            delta = (params[f"W{l}"].T @ delta) * slope[names[l - 2]](zs[l - 2])
+    for i in range(len(names), 0, -1):
+        grads[f"W{i}"] = delta @ acts[i - 1].T
+        grads[f"b{i}"] = delta.sum(axis=1, keepdims=True)
+        if i > 1:
+            delta = (params[f"W{i}"].T @ delta) * slope[names[i - 2]](zs[i - 2])
     return grads

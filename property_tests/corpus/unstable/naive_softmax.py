@@ -5,6 +5,7 @@ per-layer backprop (column per example, fused δ = p − y).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-FUNCTIONS = {
+FUNCTIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]] = {
     "identity": (lambda z: z, lambda z: np.ones_like(z)),
     "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * _sigmoid(-z)),
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
@@ -32,8 +33,8 @@ FUNCTIONS = {
 def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     names = spec["activations"]
     zs, acts = [], [X]
-    for l, name in enumerate(names, start=1):
-        z = params[f"W{l}"] @ acts[-1] + params[f"b{l}"]
+    for i, name in enumerate(names, start=1):
+        z = params[f"W{i}"] @ acts[-1] + params[f"b{i}"]
         zs.append(z)
         acts.append(softmax(z) if name == "softmax" else FUNCTIONS[name][0](z))
     m = X.shape[1]
@@ -43,9 +44,9 @@ def gradients(spec: dict[str, Any], params: dict[str, np.ndarray], X: np.ndarray
         k = 2.0 / m if spec["loss"] == "mse" else 1.0
         delta = k * (acts[-1] - Y) * FUNCTIONS[names[-1]][1](zs[-1])
     grads: dict[str, Any] = {}
-    for l in range(len(names), 0, -1):
-        grads[f"W{l}"] = delta @ acts[l - 1].T
-        grads[f"b{l}"] = delta.sum(axis=1, keepdims=True)
-        if l > 1:
-            delta = (params[f"W{l}"].T @ delta) * FUNCTIONS[names[l - 2]][1](zs[l - 2])
+    for i in range(len(names), 0, -1):
+        grads[f"W{i}"] = delta @ acts[i - 1].T
+        grads[f"b{i}"] = delta.sum(axis=1, keepdims=True)
+        if i > 1:
+            delta = (params[f"W{i}"].T @ delta) * FUNCTIONS[names[i - 2]][1](zs[i - 2])
     return grads
