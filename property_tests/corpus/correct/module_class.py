@@ -125,3 +125,4 @@ class Network:
 
 
 network = Network()
+SUBJECT = "network"  # the corpus runs this object (its .gradients), as `verify MODULE:network` would
