@@ -17,7 +17,7 @@ from reference_impl import Case, Spec, gradients, run
 
 
 @settings(max_examples=60)
-@given(cases())
+@given(cases(stress=0.3))
 def test_the_magnitudes_bound_every_gradient_and_delta(case: Case) -> None:
     params, X, Y = case.arrays()
     _, backward, _ = run(case.spec, params, X, Y)
@@ -25,8 +25,9 @@ def test_the_magnitudes_bound_every_gradient_and_delta(case: Case) -> None:
     exact = dict(backward.grads) | {f"delta{layer}": d for layer, d in enumerate(backward.deltas, start=1)}
     assert set(scales) == set(exact)
     for name, value in exact.items():
-        # M sums the magnitudes of the very terms whose sum is g: never below |g| beyond rounding.
-        assert np.all(np.abs(value) * (1 - 1e-12) <= scales[name].M), (name, repr(case))
+        # M sums the magnitudes of the very terms whose sum is g: never below |g| beyond rounding (and
+        # subnormals, whose rounding is absolute).
+        assert np.all(np.abs(value) * (1 - 1e-12) <= scales[name].M + 1e-300), (name, repr(case))
         assert np.all(scales[name].E >= 0.0), (name, repr(case))
 
 
