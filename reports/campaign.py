@@ -31,12 +31,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from oracles.registry import all_oracles, get_oracle
+from oracles.registry import OracleOutput, all_oracles, get_oracle
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
+from reports import oracle_plan
 from reports.cli.progress import Progress
 from reports.records import Record, RecordWriter, read_records
 
@@ -45,9 +46,9 @@ CAMPAIGN_FILE = "campaign.json"
 REFERENCE = "reference"
 
 # Oracles that run on every k-th case only (index % k == 0), unless ``--subsample`` says otherwise.
-# Empty: every oracle sees every case.  The exact symbolic oracle costs ~25x all the others together
-# (145 ms vs 6 ms per case), but a default 500-case run with it on every case still takes ~75 s on two
-# busy cores; ``--subsample sympy_exact=10`` is there for bigger campaigns or slower machines.
+# Empty: no oracle is subsampled by index.  The exact oracle is *adaptive* by default instead
+# (reports.oracle_plan.DEFAULT_ADAPTIVE: every cheap case, a 1/cost share of the dear ones);
+# ``--subsample sympy_exact=1`` runs it on every case.
 DEFAULT_SUBSAMPLE: dict[str, int] = {}
 
 # Batches aim at this many batches per worker: enough to balance load and show progress, few enough
@@ -73,6 +74,7 @@ class CampaignConfig:
     subject: str = REFERENCE  # "reference" or "MODULE:ATTR"
     oracles: tuple[str, ...] | None = None  # None: every registered oracle that supports the case
     subsample: dict[str, int] = field(default_factory=dict)
+    adaptive: dict[str, float] = field(default_factory=dict)  # oracle -> cost budget (reports.oracle_plan)
 
     @classmethod
     def create(
@@ -82,12 +84,18 @@ class CampaignConfig:
         subject: str = REFERENCE,
         oracles: Sequence[str] | None = None,
         subsample: dict[str, int] | None = None,
+        adaptive: dict[str, float] | None = None,
     ) -> CampaignConfig:
         chosen = tuple(oracles) if oracles else None
         every = dict(DEFAULT_SUBSAMPLE if subsample is None else subsample)
         if any(k < 1 for k in every.values()):
             raise CampaignError(f"subsample periods must be at least 1, got {every}")
-        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every)
+        # An oracle named in --subsample follows that rule alone: `sympy_exact=1` means every case.
+        budgets = dict(oracle_plan.DEFAULT_ADAPTIVE if adaptive is None else adaptive)
+        budgets = {name: float(b) for name, b in budgets.items() if name not in every}
+        if any(b <= 0 for b in budgets.values()):
+            raise CampaignError(f"adaptive budgets must be positive, got {budgets}")
+        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every, adaptive=budgets)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +111,8 @@ class CampaignConfig:
             subject=str(data.get("subject", REFERENCE)),
             oracles=tuple(oracles) if oracles else None,
             subsample={str(k): int(v) for k, v in (data.get("subsample") or {}).items()},
+            # Campaigns written before the adaptive policy ran every oracle on every case: none here.
+            adaptive={str(k): float(v) for k, v in (data.get("adaptive") or {}).items()},
         )
 
 
@@ -130,14 +140,38 @@ def resolve_subject(target: str) -> Subject:
     return _SUBJECTS[target]
 
 
-def oracle_names_for(config: CampaignConfig, index: int) -> list[str]:
-    """The oracles asked about case ``index`` (before each oracle's own ``supports`` filter)."""
-    names = list(config.oracles) if config.oracles else sorted(all_oracles())
-    return [n for n in names if index % config.subsample.get(n, 1) == 0]
+def requested_oracles(config: CampaignConfig) -> list[str]:
+    return list(config.oracles) if config.oracles else sorted(all_oracles())
 
 
-def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[str, Any] | None:
-    """Every oracle's value at the worst failing entry, so a reader sees who agrees with whom."""
+def oracle_names_for(config: CampaignConfig, index: int, case: Case | None = None) -> list[str]:
+    """The oracles the policy asks about case ``index`` (before each oracle's own ``supports`` filter)."""
+    case = case or case_from_index(config.seed, index)
+    return [
+        n
+        for n in requested_oracles(config)
+        if oracle_plan.selected(n, case, index, config.seed, config.subsample, config.adaptive)
+    ]
+
+
+def case_plan(config: CampaignConfig, index: int, case: Case | None = None) -> tuple[list[str], dict[str, str]]:
+    """The oracles that check case ``index``, and why each other requested oracle does not."""
+    case = case or case_from_index(config.seed, index)
+    names = oracle_names_for(config, index, case)
+    supported = [n for n in names if get_oracle(n).supports(case.spec)]
+    skipped = {n: oracle_plan.UNSUPPORTED for n in names if n not in supported}
+    for name in requested_oracles(config):
+        if name not in names:
+            skipped[name] = oracle_plan.UNSUPPORTED if not get_oracle(name).supports(case.spec) else oracle_plan.POLICY
+    return supported, skipped
+
+
+def _entry_values(
+    case: Case, records: list[Record], names: list[str], outputs: dict[str, OracleOutput] | None = None
+) -> dict[str, Any] | None:
+    """Every oracle's value at the worst failing entry, so a reader sees who agrees with whom.
+
+    ``outputs``: oracle outputs the comparisons already computed (reused, not evaluated again)."""
     failing = [r for r in records if r.failed and r.check in ("gradient", "delta") and r.parameter]
     if not failing:
         return None
@@ -151,7 +185,7 @@ def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[s
             continue
         params, X, Y = case.arrays()
         try:
-            output = oracle.evaluate(case.spec, params, X, Y)
+            output = (outputs or {}).get(name) or oracle.evaluate(case.spec, params, X, Y)
             if parameter.startswith("delta"):
                 if output.deltas is None:
                     continue
@@ -170,10 +204,16 @@ def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[s
 
 def run_case(config: CampaignConfig, index: int) -> list[Record]:
     """All records of one case, tagged with their count (the resume marker)."""
+    return planned_case(config, index)[0]
+
+
+def planned_case(config: CampaignConfig, index: int) -> tuple[list[Record], dict[str, str]]:
+    """:func:`run_case`, and the requested oracles that did not check the case with the reason."""
     case = case_from_index(config.seed, index)
-    names = oracle_names_for(config, index)
-    supported = [n for n in names if get_oracle(n).supports(case.spec)]
-    records = check_case(case, resolve_subject(config.subject), supported) if supported else []
+    supported, skipped = case_plan(config, index, case)
+    names = supported + [n for n, why in skipped.items() if why == oracle_plan.UNSUPPORTED]
+    outputs: dict[str, OracleOutput] = {}
+    records = check_case(case, resolve_subject(config.subject), supported, outputs=outputs) if supported else []
     if not records:
         records = [
             case_record(
@@ -185,18 +225,19 @@ def run_case(config: CampaignConfig, index: int) -> list[Record]:
                 message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
             )
         ]
-    entry = _entry_values(case, records, supported)
+    entry = _entry_values(case, records, supported, outputs)
     for record in records:
         record.extra["campaign"] = {"records": len(records), "index": index}
         if entry is not None and record.failed:
             record.extra["entry_values"] = entry
-    return records
+    return records, skipped
 
 
 @dataclass
 class BatchResult:
     cases: list[tuple[int, list[Record]]]
     compute_seconds: float  # wall time inside the worker: the part that is not scheduling overhead
+    skipped: dict[int, dict[str, str]] = field(default_factory=dict)  # index -> {oracle: why it did not check}
 
 
 def limit_threads() -> None:
@@ -214,8 +255,12 @@ def run_batch(config: CampaignConfig, indices: Sequence[int], single_thread: boo
     if single_thread:
         limit_threads()
     start = time.perf_counter()
-    cases = [(index, run_case(config, index)) for index in indices]
-    return BatchResult(cases, time.perf_counter() - start)
+    cases: list[tuple[int, list[Record]]] = []
+    skipped: dict[int, dict[str, str]] = {}
+    for index in indices:
+        records, skipped[index] = planned_case(config, index)
+        cases.append((index, records))
+    return BatchResult(cases, time.perf_counter() - start, skipped)
 
 
 def _pool_initializer() -> None:
@@ -495,6 +540,10 @@ def run_campaign(
         runner = run_in_process(config, work)
 
     failed_before = sum(1 for recs in done.values() if any(r.failed for r in recs))
+    tally = oracle_plan.Tally()
+    for records in done.values():
+        index = int(records[0].extra.get("campaign", {}).get("index", parse_case_id(records[0].case_id)[1]))
+        tally.add(records, case_plan(config, index)[1])
     if progress is None and show_progress:
         progress = Progress(config.examples, already_done=len(done))
     if progress is not None:
@@ -506,7 +555,8 @@ def run_campaign(
         with _InterruptGuard() as guard, RecordWriter(results) as writer:
             for result in runner:
                 compute += result.compute_seconds
-                for _, records in result.cases:
+                for index, records in result.cases:
+                    tally.add(records, result.skipped.get(index, {}))
                     with guard.writing_case():
                         writer.write_all(records)
                     written += len(records)
@@ -546,6 +596,8 @@ def run_campaign(
     }
     meta["elapsed_seconds"] = round(float(meta.get("elapsed_seconds", 0.0)) + wall, 3)
     meta["cases"] = result_summary.cases
+    # Which oracle checked how many cases, counted from the records, beside the rule that chose them.
+    meta["coverage"] = tally.to_dict(requested_oracles(config), config.subsample, config.adaptive)
     meta["failed_cases"] = result_summary.failed_cases
     write_campaign(out, meta)
     return result_summary

@@ -89,8 +89,12 @@ def compare_to_oracle(
     *,
     dtype: str = "float64",
     subject_deltas: Sequence[Array] | None = None,
+    outputs: dict[str, OracleOutput] | None = None,
 ) -> list[Record]:
-    """Records for one subject against one oracle: gradients (and δ when both sides expose them)."""
+    """Records for one subject against one oracle: gradients (and δ when both sides expose them).
+
+    ``outputs``, when given, keeps the oracle's full output (if one was computed) under its name, so a
+    caller that needs its values again does not evaluate the oracle twice."""
     tolerance = tolerance_for(oracle.name, dtype)
     if oracle.directional is not None:
         record, passed = projection_record(case, subject_name, oracle, subject_grads, tolerance)
@@ -105,6 +109,8 @@ def compare_to_oracle(
         return [
             protocol_record(case, subject_name, oracle.name, "exception", f"oracle failed: {type(exc).__name__}: {exc}")
         ]
+    if outputs is not None:
+        outputs[oracle.name] = output
     return records_from_output(
         case, subject_name, subject_grads, oracle.name, output, tolerance, time.perf_counter() - start, subject_deltas
     )
@@ -145,9 +151,16 @@ def records_from_output(
 
 
 def check_case(
-    case: Case, subject: Subject, oracle_names: list[str] | None = None, *, dtype: str = "float64"
+    case: Case,
+    subject: Subject,
+    oracle_names: list[str] | None = None,
+    *,
+    dtype: str = "float64",
+    outputs: dict[str, OracleOutput] | None = None,
 ) -> list[Record]:
-    """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case."""
+    """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case.
+
+    ``outputs``: filled with the oracles' full outputs, as :func:`compare_to_oracle` does."""
     call = call_subject(subject, case)
     oracles = oracles_for(case.spec, oracle_names)
     if call.failure is not None or call.grads is None:
@@ -163,7 +176,10 @@ def check_case(
         deltas = subject.deltas(case.spec, params, X, Y)
     records: list[Record] = []
     for oracle in oracles:
-        for record in compare_to_oracle(case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas):
+        compared = compare_to_oracle(
+            case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas, outputs=outputs
+        )
+        for record in compared:
             record.elapsed += call.elapsed
             records.append(record)
     return records
