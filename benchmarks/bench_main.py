@@ -10,8 +10,9 @@ Printed, in this order:
    command and over the campaign phase the CLI reports, and which oracle checked how many cases
    (``campaign.json``'s coverage, counted from the records);
 2. where the time goes, in one process on one thread over the first ``--cases`` cases of the same
-   campaign: the subject, each oracle's comparisons on the cases the default policy gives it (cases/s
-   per oracle), records to JSON, and ``sympy_exact``'s stages (build, diff, tape, evaluation);
+   campaign, in CPU seconds (sections 2-4 use CPU time, which other processes on a shared machine
+   inflate far less than wall time): the subject, each oracle's comparisons on the cases the default
+   policy gives it (cases/s per oracle), records to JSON, and ``sympy_exact``'s compile and the rest;
 3. ``sympy_exact`` on *every* one of the first ``--exact-every`` cases (what the adaptive policy saves);
 4. the same cases through a plain loop of ``torch.autograd.gradcheck`` (float64, its defaults), the
    check a user would otherwise write around torch alone;
@@ -73,6 +74,11 @@ def readme_campaign(examples: int, seed: int) -> None:
         f"({last['executor']}, worker compute {last['compute_seconds']:.2f} s, idle share "
         f"{last['scheduling_overhead']:.0%})"
     )
+    cpu = last.get("compute_cpu_seconds", 0.0)
+    print(
+        f"   worker CPU       {cpu:7.2f} s  = {1e3 * cpu / examples:.1f} ms/case; on an idle 2-core machine the "
+        f"campaign phase would take ≈ {cpu / 2:.2f} s = {2 * examples / cpu:.0f} cases/s"
+    )
     print("   oracle coverage (from the records):")
     for name, row in meta["coverage"]["oracles"].items():
         print(f"     {name:15s} {row['cases']:6d} cases  {row['share']:6.1%}   {row['rule']}")
@@ -90,35 +96,35 @@ def per_oracle(cases: int, seed: int, exact_every: int) -> list[Case]:
     for index in range(cases):
         case = case_from_index(seed, index)
         chosen.append(case)
-        start = time.perf_counter()
+        start = time.process_time()
         names, _ = campaign.case_plan(config, index, case)
-        seconds["plan (policy, supports)"] += time.perf_counter() - start
-        start = time.perf_counter()
+        seconds["plan (policy, supports)"] += time.process_time() - start
+        start = time.process_time()
         call = call_subject(subject, case)
         params, X, Y = case.arrays()
         assert subject.deltas is not None and call.grads is not None
         deltas = subject.deltas(case.spec, params, X, Y)
-        seconds["subject (reference + δ)"] += time.perf_counter() - start
+        seconds["subject (reference + δ)"] += time.process_time() - start
         counts["subject (reference + δ)"] += 1
         records = []
         for name in names:
-            start = time.perf_counter()
+            start = time.process_time()
             if name == "sympy_exact" and (case.spec, 1) not in sympy_exact._CACHE:
                 for stage, value in sympy_exact.compiled(case.spec, 1).seconds.items():
                     exact_stages[stage] += value
             records += compare_to_oracle(case, subject.name, call.grads, get_oracle(name), subject_deltas=deltas)
-            seconds[name] += time.perf_counter() - start
+            seconds[name] += time.process_time() - start
             counts[name] += 1
-        start = time.perf_counter()
+        start = time.process_time()
         for record in records:
             record.to_json()
-        seconds["records to JSON"] += time.perf_counter() - start
+        seconds["records to JSON"] += time.process_time() - start
         assert not any(r.failed for r in records), [r.summary() for r in records if r.failed]
     total = sum(seconds.values())
     exact_compile = sum(exact_stages.values())
     exact_stages["evaluate + compare"] = seconds.get("sympy_exact", 0.0) - exact_compile
     print(
-        f"2. where the time goes: first {cases} cases in one process, one thread: {total:.2f} s "
+        f"2. where the time goes: first {cases} cases in one process, one thread: {total:.2f} CPU s "
         f"= {cases / total:.1f} cases/s on one core"
     )
     for name, value in sorted(seconds.items(), key=lambda item: -item[1]):
@@ -133,13 +139,13 @@ def per_oracle(cases: int, seed: int, exact_every: int) -> list[Case]:
     n = min(exact_every, cases)
     sympy_exact.clear_cache()
     oracle = get_oracle("sympy_exact")
-    start = time.perf_counter()
+    start = time.process_time()
     checked = 0
     for case in chosen[:n]:
         if oracle.supports(case.spec):
             oracle.evaluate(case.spec, *case.arrays())
             checked += 1
-    spent = time.perf_counter() - start
+    spent = time.process_time() - start
     print(
         f"3. sympy_exact on every one of the first {n} cases ({checked} supported): {spent:.2f} s = "
         f"{1e3 * spent / max(checked, 1):.1f} ms/case, {checked / spent:.1f} cases/s on one core"
@@ -149,7 +155,7 @@ def per_oracle(cases: int, seed: int, exact_every: int) -> list[Case]:
 
 def gradcheck_loop(cases: list[Case]) -> None:
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start = time.process_time()
     passed = 0
     for case in cases:
         params, X, Y = case.arrays()
@@ -165,7 +171,7 @@ def gradcheck_loop(cases: list[Case]) -> None:
 
         with contextlib.suppress(RuntimeError):  # gradcheck raises on a disagreement (relu kinks)
             passed += bool(torch.autograd.gradcheck(loss, tuple(tensors)))
-    spent = time.perf_counter() - start
+    spent = time.process_time() - start
     print(
         f"4. torch.autograd.gradcheck, plain loop over the same {len(cases)} cases (one thread): {spent:.2f} s = "
         f"{len(cases) / spent:.1f} cases/s on one core; passed {passed}/{len(cases)} "

@@ -133,6 +133,16 @@ def _ops(precision: int, rounding: str) -> _Ops:
     return _OPS[key]
 
 
+_x, _y = se.Symbol("x"), se.Symbol("y")
+_MUL, _POW = type(_x * _y), type(_x**_y)
+
+
+def _negative_exponent(power: Any) -> int:
+    """k when ``power`` is b^(−k) with a positive integer k (computed as a division by bᵏ), else 0."""
+    exponent = power.args[1]
+    return -int(exponent) if exponent.is_Integer and int(exponent) < 0 else 0
+
+
 class _Builder:
     """One walk over the DAG (children first), emitting an instruction per operation."""
 
@@ -154,8 +164,8 @@ class _Builder:
             "cosh": lambda e, args: self._unary(self.ops.cosh, args[0]),
             "sinh": lambda e, args: self._unary(self.ops.sinh, args[0]),
             "Piecewise": self._piecewise,
-            "StrictLessThan": lambda e, args: self._emit(self.ops.lt, self.slot(args[0]), self.slot(args[1])),
-            "LessThan": lambda e, args: self._emit(self.ops.le, self.slot(args[0]), self.slot(args[1])),
+            "StrictLessThan": lambda e, args: self._emit(self.ops.lt, self.slots[args[0]], self.slots[args[1]]),
+            "LessThan": lambda e, args: self._emit(self.ops.le, self.slots[args[0]], self.slots[args[1]]),
         }
 
     # -- slots --------------------------------------------------------------------------------------
@@ -181,7 +191,7 @@ class _Builder:
         return out
 
     def _unary(self, op: Op, argument: Any) -> int:
-        return self._emit(op, self.slot(argument))
+        return self._emit(op, self.slots[argument])
 
     def slot(self, e: Any) -> int:
         """The slot holding ``e``, emitting the instructions for it (and its children) on first sight."""
@@ -189,29 +199,36 @@ class _Builder:
         if found is not None:
             return found
         # Children first, iteratively: derivative DAGs are deep enough to exhaust Python's recursion.
+        slots = self.slots
         stack: list[tuple[Any, tuple[Any, ...] | None]] = [(e, None)]
         while stack:
             node, args = stack.pop()
-            if node in self.slots:
+            if node in slots:
                 continue
             if args is None:
                 args = tuple(node.args)
                 if not args:
-                    self.slots[node] = self._leaf(node)
+                    slots[node] = self._leaf(node)
                     continue
                 stack.append((node, args))
-                stack.extend((child, None) for child in self._operands(node, args) if child not in self.slots)
+                # Pushed unchecked: a child already done is skipped when popped (one lookup, not two;
+                # each lookup of a fresh wrapper costs a structural comparison in SymEngine).
+                stack.extend([(child, None) for child in self._operands(node, args)])
                 continue
-            self.slots[node] = self._operation(node, args)
-        return self.slots[e]
+            # Every operand has its slot by now: the handlers look them up in ``slots`` directly.
+            handler = self.handlers.get(type(node).__name__)
+            if handler is None:
+                raise NotImplementedError(f"no high-precision rule for {type(node).__name__}: {node}")
+            slots[node] = handler(node, args)
+        return slots[e]
 
     def _operands(self, e: Any, args: tuple[Any, ...]) -> list[Any]:
         """The children an operation computes first: a product folds its 1/bᵏ factors into one division
         (only b is computed), and e^x needs only x."""
-        kind = type(e).__name__
-        if kind == "Mul":
-            return [c.args[0] if self._negative_power(c) is not None else c for c in args]
-        if kind == "Pow" and args[0] == se.E:
+        kind = type(e)
+        if kind is _MUL:
+            return [c.args[0] if type(c) is _POW and _negative_exponent(c) else c for c in args]
+        if kind is _POW and args[0] == se.E:
             return [args[1]]
         return list(args)
 
@@ -230,16 +247,11 @@ class _Builder:
             raise ValueError(f"symbol {e} is not an input of the tape")
         raise NotImplementedError(f"no high-precision rule for {kind}: {e}")
 
-    def _operation(self, e: Any, args: tuple[Any, ...]) -> int:
-        handler = self.handlers.get(type(e).__name__)
-        if handler is None:
-            raise NotImplementedError(f"no high-precision rule for {type(e).__name__}: {e}")
-        return handler(e, args)
-
     # -- operations ---------------------------------------------------------------------------------
 
     def _add(self, e: Any, args: tuple[Any, ...]) -> int:
-        return self._emit(self.ops.sum, *(self.slot(a) for a in args))
+        slots = self.slots
+        return self._emit(self.ops.sum, *[slots[a] for a in args])
 
     def _product(self, slots: list[int]) -> int:
         out = slots[0]
@@ -248,23 +260,13 @@ class _Builder:
         return out
 
     def _power(self, base: Any, exponent: int) -> int:
-        b = self.slot(base)
+        b = self.slots[base]
         if exponent == 1:
             return b
         if (b, exponent) not in self.powers:
             op = self.ops.mul if exponent == 2 else self.ops.pow
             self.powers[b, exponent] = self._emit(op, b, b if exponent == 2 else exponent)
         return self.powers[b, exponent]
-
-    @staticmethod
-    def _negative_power(e: Any) -> int | None:
-        """``k`` when ``e`` is ``b^(−k)`` with a positive integer k (printed as a division), else None."""
-        if type(e).__name__ != "Pow":
-            return None
-        exponent = e.args[1]
-        if exponent.is_Integer and int(exponent) < 0:
-            return -int(exponent)
-        return None
 
     def _mul(self, e: Any, args: tuple[Any, ...]) -> int:
         numerator: list[int] = []
@@ -274,11 +276,11 @@ class _Builder:
             if factor.is_Integer and int(factor) == -1:
                 negate = not negate
                 continue
-            k = self._negative_power(factor)
-            if k is not None:
+            k = _negative_exponent(factor) if type(factor) is _POW else 0
+            if k:
                 denominator.append(self._power(factor.args[0], k))
             else:
-                numerator.append(self.slot(factor))
+                numerator.append(self.slots[factor])
         top = self._product(numerator) if numerator else self.rational(1)
         out = self._emit(self.ops.div, top, self._product(denominator)) if denominator else top
         return self._emit(self.ops.neg, out) if negate else out
@@ -286,7 +288,7 @@ class _Builder:
     def _pow(self, e: Any, args: tuple[Any, ...]) -> int:
         base, exponent = args
         if base == se.E:
-            return self._emit(self.ops.exp, self.slot(exponent))
+            return self._emit(self.ops.exp, self.slots[exponent])
         if not exponent.is_Integer:
             raise NotImplementedError(f"non-integer power {e}")
         k = int(exponent)
@@ -297,16 +299,16 @@ class _Builder:
     def _log(self, e: Any, args: tuple[Any, ...]) -> int:
         argument = args[0]
         if argument.is_Add:
-            return self._emit(self.ops.log_exact_sum, *(self.slot(a) for a in argument.args))
-        return self._emit(self.ops.log, self.slot(argument))
+            return self._emit(self.ops.log_exact_sum, *[self.slots[a] for a in argument.args])
+        return self._emit(self.ops.log, self.slots[argument])
 
     def _piecewise(self, e: Any, args: tuple[Any, ...]) -> int:
         out = self._constant(None, None)
         for value, condition in reversed(list(zip(args[::2], args[1::2], strict=True))):
             if type(condition).__name__ == "BooleanTrue":
-                out = self.slot(value)
+                out = self.slots[value]
             else:
-                out = self._emit(self.ops.select, self.slot(condition), self.slot(value), out)
+                out = self._emit(self.ops.select, self.slots[condition], self.slots[value], out)
         return out
 
 

@@ -39,8 +39,11 @@ class RecordWriter:
         os.fsync(self._file.fileno())
 
     def write_all(self, records: Iterable[Record]) -> None:
-        for record in records:
-            self.write(record)
+        """Several records (a campaign's case) with one flush and one fsync: an fsync costs milliseconds
+        on a real disk, more than checking a small case, and resume treats a case as a whole anyway."""
+        self._file.write("".join(record.to_json() + "\n" for record in records))
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()

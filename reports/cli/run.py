@@ -102,6 +102,10 @@ def _positive(value: int | None, flag: str, *, allow_zero: bool = False) -> None
 
 def run_command(args: argparse.Namespace) -> int:
     from reports import campaign
+
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if not scheduler and (args.workers is None or args.workers > 1):
+        campaign.start_workers_early()  # the workers' imports overlap this process's own start-up
     from reports.html import write_report
 
     _positive(args.examples, "--examples", allow_zero=True)
@@ -130,7 +134,6 @@ def run_command(args: argparse.Namespace) -> int:
         )
     # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
     campaign.resolve_subject(config.subject)
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     try:
         result = campaign.run_campaign(
