@@ -46,7 +46,7 @@ from oracles.torch_autograd import _forward, _loss
 from oracles.verdicts.compare import compare_to_oracle
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
-from reports import campaign
+from reports import campaign, oracle_plan
 
 BUGGY_SUBJECT = "property_tests.mutation.planted:scale_layer1"
 CORRECT_SUBJECT = "reference_impl:gradients"
@@ -97,7 +97,7 @@ def per_oracle(cases: int, seed: int, exact_every: int) -> list[Case]:
         case = case_from_index(seed, index)
         chosen.append(case)
         start = time.process_time()
-        names, _ = campaign.case_plan(config, index, case)
+        names, _ = oracle_plan.case_plan(config, index, case)
         seconds["plan (policy, supports)"] += time.process_time() - start
         start = time.process_time()
         call = call_subject(subject, case)

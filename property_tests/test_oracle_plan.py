@@ -20,6 +20,10 @@ from reports.records import read_records
 EXACT = "sympy_exact"
 
 
+def names_for(config: CampaignConfig, index: int) -> list[str]:
+    return oracle_plan.oracle_names_for(config, index, case_from_index(config.seed, index))
+
+
 def test_the_default_policy_checks_every_cheap_case_and_a_one_over_cost_share_of_the_dear_ones() -> None:
     config = CampaignConfig.create(seed=3, examples=2000)
     budget = config.adaptive[EXACT]
@@ -27,8 +31,8 @@ def test_the_default_policy_checks_every_cheap_case_and_a_one_over_cost_share_of
     expected = 0.0
     for index in range(2000):
         case = case_from_index(3, index)
-        names = campaign.oracle_names_for(config, index, case)
-        assert set(campaign.requested_oracles(config)) - set(names) <= {EXACT}
+        names = oracle_plan.oracle_names_for(config, index, case)
+        assert set(oracle_plan.requested_oracles(config)) - set(names) <= {EXACT}
         cost = oracle_plan.exact_cost(case.spec, case.batch)
         if cost <= budget:
             assert EXACT in names
@@ -43,17 +47,17 @@ def test_the_default_policy_checks_every_cheap_case_and_a_one_over_cost_share_of
 
 def test_the_selection_is_a_function_of_the_case_alone() -> None:
     config = CampaignConfig.create(seed=8, examples=200)
-    first = [campaign.oracle_names_for(config, i) for i in range(200)]
-    again = [campaign.oracle_names_for(config, i) for i in reversed(range(200))][::-1]
+    first = [names_for(config, i) for i in range(200)]
+    again = [names_for(config, i) for i in reversed(range(200))][::-1]
     assert first == again
     other_seed = CampaignConfig.create(seed=9, examples=200)
-    assert first != [campaign.oracle_names_for(other_seed, i) for i in range(200)]
+    assert first != [names_for(other_seed, i) for i in range(200)]
 
 
 def test_subsample_replaces_the_adaptive_rule_and_the_policy_survives_campaign_json() -> None:
     every = CampaignConfig.create(seed=1, examples=50, subsample={EXACT: 1})
     assert every.adaptive == {}
-    assert all(EXACT in campaign.oracle_names_for(every, i) for i in range(50))
+    assert all(EXACT in names_for(every, i) for i in range(50))
     default = CampaignConfig.create(seed=1, examples=50)
     assert CampaignConfig.from_dict(json.loads(json.dumps(default.to_dict()))) == default
     # A campaign.json from before the policy (no "adaptive" key) ran every oracle on every case.
@@ -86,7 +90,7 @@ def test_campaign_json_counts_which_oracle_checked_which_case(tmp_path: Path) ->
         assert row["cases"] + row["not_selected"] + row["unsupported"] == 16
         assert row["share"] == pytest.approx(row["cases"] / 16, abs=1e-4)
     assert rows["torch_autograd"]["cases"] == 16 and rows["torch_autograd"]["rule"] == "every case it supports"
-    planned = [i for i in range(16) if EXACT in campaign.oracle_names_for(config, i)]
+    planned = [i for i in range(16) if EXACT in names_for(config, i)]
     assert rows[EXACT]["cases"] == len(planned) and 0 < len(planned) < 16
     assert "adaptive" in rows[EXACT]["rule"]
     html = write_report(tmp_path).read_text(encoding="utf-8")

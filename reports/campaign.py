@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-import multiprocessing
 import os
 import platform
 import signal
@@ -31,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from oracles.registry import ORACLE_MODULES, OracleOutput, all_oracles, get_oracle
+from oracles.registry import OracleOutput, all_oracles, get_oracle
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
@@ -39,7 +38,9 @@ from reference_impl.case import Case
 from reference_impl.generate import case_from_index
 from reports import oracle_plan
 from reports.cli.progress import Progress
+from reports.oracle_plan import case_plan, requested_oracles
 from reports.records import Record, RecordWriter, read_records
+from reports.worker_pool import worker_context
 
 RESULTS_FILE = "results.jsonl"
 CAMPAIGN_FILE = "campaign.json"
@@ -138,32 +139,6 @@ def resolve_subject(target: str) -> Subject:
     if target not in _SUBJECTS:
         _SUBJECTS[target] = reference_subject() if target == REFERENCE else load_subject(target)
     return _SUBJECTS[target]
-
-
-def requested_oracles(config: CampaignConfig) -> list[str]:
-    return list(config.oracles) if config.oracles else sorted(all_oracles())
-
-
-def oracle_names_for(config: CampaignConfig, index: int, case: Case | None = None) -> list[str]:
-    """The oracles the policy asks about case ``index`` (before each oracle's own ``supports`` filter)."""
-    case = case or case_from_index(config.seed, index)
-    return [
-        n
-        for n in requested_oracles(config)
-        if oracle_plan.selected(n, case, index, config.seed, config.subsample, config.adaptive)
-    ]
-
-
-def case_plan(config: CampaignConfig, index: int, case: Case | None = None) -> tuple[list[str], dict[str, str]]:
-    """The oracles that check case ``index``, and why each other requested oracle does not."""
-    case = case or case_from_index(config.seed, index)
-    names = oracle_names_for(config, index, case)
-    supported = [n for n in names if get_oracle(n).supports(case.spec)]
-    skipped = {n: oracle_plan.UNSUPPORTED for n in names if n not in supported}
-    for name in requested_oracles(config):
-        if name not in names:
-            skipped[name] = oracle_plan.UNSUPPORTED if not get_oracle(name).supports(case.spec) else oracle_plan.POLICY
-    return supported, skipped
 
 
 def _entry_values(
@@ -286,37 +261,8 @@ def run_in_process(config: CampaignConfig, work: list[list[int]]) -> Generator[B
         yield run_batch(config, indices, single_thread=False)
 
 
-# What the fork server imports once, before it forks any worker: the oracles (torch alone takes ~2 s of
-# CPU to import, and a spawned worker pays that again for each process), and this module.
-WORKER_PRELOAD = ("reports.campaign", *ORACLE_MODULES)
-
-
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """forkserver where the platform has it, else spawn; never a plain fork of this process.
-
-    The parent has imported torch and may have run BLAS/OpenMP thread pools, and forking a process with
-    live thread pools can deadlock the children.  The fork server is a fresh, single-threaded process
-    that only imports :data:`WORKER_PRELOAD`, so forking it is safe, and every worker starts with the
-    oracles already imported instead of importing them again.
-    """
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(WORKER_PRELOAD))
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def start_workers_early() -> None:
-    """Start the fork server now, so it imports the oracles while this process does its own start-up."""
-    context = _worker_context()
-    if context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
-
-
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context(), initializer=_pool_initializer)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_pool_initializer)
 
 
 def run_on_pool(
@@ -570,7 +516,7 @@ def run_campaign(
     tally = oracle_plan.Tally()
     for records in done.values():
         index = int(records[0].extra.get("campaign", {}).get("index", parse_case_id(records[0].case_id)[1]))
-        tally.add(records, case_plan(config, index)[1])
+        tally.add(records, case_plan(config, index, case_from_index(config.seed, index))[1])
     if progress is None and show_progress:
         progress = Progress(config.examples, already_done=len(done))
     if progress is not None:

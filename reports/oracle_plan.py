@@ -26,10 +26,11 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from oracles.registry import all_oracles, get_oracle
 from oracles.verdicts.records import Record
 from reference_impl.case import Case
 from reference_impl.spec import Spec
@@ -76,6 +77,41 @@ def selected(
         return True
     cost = COST_MODELS[oracle](case.spec, case.batch)
     return cost <= budget or draw(seed, index, oracle) < budget / cost
+
+
+class Policy(Protocol):
+    """What the plan reads from a campaign's config (:class:`reports.campaign.CampaignConfig`)."""
+
+    @property
+    def seed(self) -> int: ...
+    @property
+    def oracles(self) -> tuple[str, ...] | None: ...
+    @property
+    def subsample(self) -> dict[str, int]: ...
+    @property
+    def adaptive(self) -> dict[str, float]: ...
+
+
+def requested_oracles(config: Policy) -> list[str]:
+    return list(config.oracles) if config.oracles else sorted(all_oracles())
+
+
+def oracle_names_for(config: Policy, index: int, case: Case) -> list[str]:
+    """The oracles the policy asks about case ``index`` (before each oracle's own ``supports`` filter)."""
+    return [
+        n for n in requested_oracles(config) if selected(n, case, index, config.seed, config.subsample, config.adaptive)
+    ]
+
+
+def case_plan(config: Policy, index: int, case: Case) -> tuple[list[str], dict[str, str]]:
+    """The oracles that check case ``index``, and why each other requested oracle does not."""
+    names = oracle_names_for(config, index, case)
+    supported = [n for n in names if get_oracle(n).supports(case.spec)]
+    skipped = {n: UNSUPPORTED for n in names if n not in supported}
+    for name in requested_oracles(config):
+        if name not in names:
+            skipped[name] = UNSUPPORTED if not get_oracle(name).supports(case.spec) else POLICY
+    return supported, skipped
 
 
 def rule(name: str, subsample: Mapping[str, int], adaptive: Mapping[str, float]) -> str:

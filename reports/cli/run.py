@@ -101,11 +101,12 @@ def _positive(value: int | None, flag: str, *, allow_zero: bool = False) -> None
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from reports import campaign
+    from reports.worker_pool import start_workers_early
 
     scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     if not scheduler and (args.workers is None or args.workers > 1):
-        campaign.start_workers_early()  # the workers' imports overlap this process's own start-up
+        start_workers_early()  # the workers' imports overlap this process's own start-up
+    from reports import campaign
     from reports.html import write_report
 
     _positive(args.examples, "--examples", allow_zero=True)
