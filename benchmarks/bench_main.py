@@ -17,7 +17,8 @@ Printed, in this order:
 4. the same cases through a plain loop of ``torch.autograd.gradcheck`` (float64, its defaults), the
    check a user would otherwise write around torch alone;
 5. ``backprop-check verify --examples 100`` on a correct subject (the reference) and on a buggy one (a
-   planted mutant), diagnosis included: wall time of each command.
+   planted mutant), diagnosis included: wall and CPU time of each command (one process: on an idle
+   machine its wall time is about its CPU time).
 
 Targets (2 cores): ≥ 100 cases/s for (1) with every oracle; verify ≤ 5 s correct, ≤ 15 s buggy.  On a
 shared machine the absolute figures move with the load: the load average is printed before and after.
@@ -29,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,19 +54,29 @@ BUGGY_SUBJECT = "property_tests.mutation.planted:scale_layer1"
 CORRECT_SUBJECT = "reference_impl:gradients"
 
 
-def command(args: list[str]) -> tuple[float, int, str]:
-    """Wall time, exit code and stdout of ``backprop-check ARGS`` in a fresh interpreter."""
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def command(args: list[str]) -> tuple[float, float, int, str]:
+    """Wall time, CPU time of the command's own process, exit code and stdout of ``backprop-check ARGS``.
+
+    The CPU time is the process's and the children it waited for: a campaign's workers, forked by the
+    fork server, are not among them (their CPU is in campaign.json)."""
+    start, cpu = time.perf_counter(), _children_cpu()
     done = subprocess.run(
         [sys.executable, "-m", "reports", *args], capture_output=True, text=True, check=False, env=dict(os.environ)
     )
-    return time.perf_counter() - start, done.returncode, done.stdout
+    return time.perf_counter() - start, _children_cpu() - cpu, done.returncode, done.stdout
 
 
 def readme_campaign(examples: int, seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results"
-        wall, code, _ = command(["run", "--examples", str(examples), "--seed", str(seed), "--out", str(out)])
+        wall, parent_cpu, code, _ = command(
+            ["run", "--examples", str(examples), "--seed", str(seed), "--out", str(out)]
+        )
         meta = json.loads((out / campaign.CAMPAIGN_FILE).read_text(encoding="utf-8"))
     last = meta["last_run"]
     print(f"1. README command: backprop-check run --examples {examples} --seed {seed} (exit {code})")
@@ -78,6 +90,11 @@ def readme_campaign(examples: int, seed: int) -> None:
     print(
         f"   worker CPU       {cpu:7.2f} s  = {1e3 * cpu / examples:.1f} ms/case; on an idle 2-core machine the "
         f"campaign phase would take ≈ {cpu / 2:.2f} s = {2 * examples / cpu:.0f} cases/s"
+    )
+    idle = parent_cpu + cpu / 2
+    print(
+        f"   whole command on an idle 2-core machine ≈ CLI process CPU {parent_cpu:.2f} s (imports, records, "
+        f"report) + workers' CPU / 2 ≈ {idle:.2f} s = {examples / idle:.0f} cases/s"
     )
     print("   oracle coverage (from the records):")
     for name, row in meta["coverage"]["oracles"].items():
@@ -183,9 +200,9 @@ def gradcheck_loop(cases: list[Case]) -> None:
 def verify_times(examples: int) -> None:
     print(f"5. backprop-check verify --examples {examples}, diagnosis included:")
     for label, subject in (("correct", CORRECT_SUBJECT), ("buggy", BUGGY_SUBJECT)):
-        wall, code, out = command(["verify", subject, "--examples", str(examples)])
+        wall, cpu, code, out = command(["verify", subject, "--examples", str(examples)])
         first = out.splitlines()[0] if out else ""
-        print(f"   {label:8s} {subject:45s} {wall:6.2f} s (exit {code}) {first[:90]}")
+        print(f"   {label:8s} {subject:45s} {wall:6.2f} s wall, {cpu:5.2f} s CPU (exit {code}) {first[:70]}")
 
 
 def main() -> None:
