@@ -5,9 +5,10 @@ work is just a list of indices.  It is cut into batches (so per-task scheduling 
 and run in-process, on a local process pool, or on a Dask distributed cluster; whichever way, the
 records of a case are the same, because everything in them is computed from the case alone.
 
-Durability: the main process writes each case's records together, each line flushed and fsynced, and
-tags every record with how many records its case has (``extra["campaign"]["records"]``).  Resuming
-keeps the cases whose records are all there, drops a half-written one, and runs the rest.
+Durability: the main process writes each case's records together and flushes them (fsynced at least
+every :data:`SYNC_SECONDS` and at the end), and tags every record with how many records its case has
+(``extra["campaign"]["records"]``).  Resuming keeps the cases whose records are all there, drops a
+half-written one, and runs the rest.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ BATCHES_PER_WORKER = 16
 # A Dask task costs more to schedule (a scheduler round trip, cloudpickle) than a local pool submission.
 DASK_BATCHES_PER_WORKER = 6
 MIN_BATCH, MAX_BATCH = 4, 256
+# At most this much finished work is only in the OS's cache (a kill loses none of it; a power cut might).
+SYNC_SECONDS = 1.0
 CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler before calling it unreachable
 
 
@@ -525,7 +528,7 @@ def run_campaign(
     compute = cpu = 0.0
     ran = failed_now = written = 0
     try:
-        with _InterruptGuard() as guard, RecordWriter(results) as writer:
+        with _InterruptGuard() as guard, RecordWriter(results, sync_seconds=SYNC_SECONDS) as writer:
             for result in runner:
                 compute += result.compute_seconds
                 cpu += result.cpu_seconds
