@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,10 +27,20 @@ N_PROJECTIONS = 3
 
 
 def projection_directions(case: Case, n: int = N_PROJECTIONS) -> list[Params]:
-    """Random, non-uniform directions (never all-ones) drawn from the case's own seed."""
+    """Random, non-uniform directions (never all-ones) drawn from the case's own seed (read-only arrays)."""
+    return list(_directions(case, n))
+
+
+@lru_cache(maxsize=16)
+def _directions(case: Case, n: int) -> tuple[Params, ...]:
+    # Cached: every numeric oracle projects one case along the same directions.
     rng = np.random.default_rng([case.seed, 0xD1EC])
     shapes = {name: case.spec.parameter_shape(name) for name in case.spec.parameter_names}
-    return [{name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n)]
+    directions = tuple({name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n))
+    for direction in directions:
+        for array in direction.values():
+            array.setflags(write=False)
+    return directions
 
 
 def projection_record(
@@ -54,9 +65,13 @@ def projection_record(
             elapsed=time.perf_counter() - start,
         )
         return skipped, False
-    subject_values = np.array([sum(float(np.sum(subject_grads[k] * v[k])) for k in v) for v in directions])
+    names = list(directions[0])
+    terms = np.stack([np.concatenate([np.ravel(v[k]) for k in names]) for v in directions]) * np.concatenate(
+        [np.ravel(subject_grads[k]) for k in names]
+    )
+    subject_values = terms.sum(axis=1)
     # The scale of a projection is Σ|g||v|, the size of the terms that were summed.
-    scale = np.array([sum(float(np.sum(np.abs(subject_grads[k] * v[k]))) for k in v) for v in directions])
+    scale = np.abs(terms).sum(axis=1)
     record = record_from_blocks(
         case,
         subject,
