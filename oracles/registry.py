@@ -8,6 +8,7 @@ error estimates, the loss) for the oracles that can give it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,23 @@ def _load() -> None:
             # Only a module that is not there yet may be skipped; a broken import must surface.
             if exc.name != module:
                 raise
+
+
+def oracle_names() -> list[str]:
+    """The registered oracles' names, without importing an oracle module that is not imported yet.
+
+    Each module in :data:`ORACLE_MODULES` registers the oracle named like the module (a test holds them
+    to it), so a campaign's main process, which only writes records, need not import torch and SymPy.
+    """
+    names = set(_REGISTRY)
+    for module in ORACLE_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a parent package that is not there
+            found = False
+        if found:
+            names.add(module.rpartition(".")[2])
+    return sorted(names)
 
 
 def all_oracles() -> dict[str, Oracle]:

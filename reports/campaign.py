@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from oracles.registry import OracleOutput, all_oracles, get_oracle
+from oracles.registry import OracleOutput, get_oracle, oracle_names
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
@@ -495,7 +495,7 @@ def run_campaign(
     meta.update(
         {
             "config": config.to_dict(),
-            "registered_oracles": sorted(all_oracles()),
+            "registered_oracles": oracle_names(),
             "versions": environment_versions(),
             "started": meta.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "finished": None,

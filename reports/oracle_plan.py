@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from oracles.registry import all_oracles, get_oracle
+from oracles.registry import get_oracle, oracle_names
 from oracles.verdicts.records import Record
 from reference_impl.case import Case
 from reference_impl.spec import Spec
@@ -93,7 +93,7 @@ class Policy(Protocol):
 
 
 def requested_oracles(config: Policy) -> list[str]:
-    return list(config.oracles) if config.oracles else sorted(all_oracles())
+    return list(config.oracles) if config.oracles else oracle_names()
 
 
 def oracle_names_for(config: Policy, index: int, case: Case) -> list[str]:

@@ -73,9 +73,9 @@ def _oracle_list(text: str | None) -> list[str] | None:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError("--oracles needs at least one oracle name", "usage")
-    from oracles.registry import all_oracles
+    from oracles.registry import oracle_names
 
-    known = all_oracles()
+    known = oracle_names()
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown oracle(s) {unknown}; registered: {sorted(known)}", "usage")
