@@ -112,6 +112,8 @@ def oracle_names() -> list[str]:
     Each module in :data:`ORACLE_MODULES` registers the oracle named like the module (a test holds them
     to it), so a campaign's main process, which only writes records, need not import torch and SymPy.
     """
+    if _loaded:
+        return sorted(_REGISTRY)
     names = set(_REGISTRY)
     for module in ORACLE_MODULES:
         try:
