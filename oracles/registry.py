@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,7 +113,7 @@ def oracle_names() -> list[str]:
     Each module in :data:`ORACLE_MODULES` registers the oracle named like the module (a test holds them
     to it), so a campaign's main process, which only writes records, need not import torch and SymPy.
     """
-    if _loaded:
+    if _loaded or all(module in sys.modules for module in ORACLE_MODULES):
         return sorted(_REGISTRY)
     names = set(_REGISTRY)
     for module in ORACLE_MODULES:
