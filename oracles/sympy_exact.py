@@ -11,13 +11,14 @@ expression compiled is that of one example, with the example's data as symbols: 
 architecture serves every batch size and every case.  (:func:`compile_architecture` also builds the
 whole-batch expression; the tests show both routes agree to 180 bits.)
 
-The derivatives are shared as one DAG (every repeated subexpression computed once) and compiled into a
-Python function over ``mpmath.libmp`` numbers at :data:`PRECISION_BITS` bits (≈ 60 significant digits).
+The derivatives are shared as one DAG (every repeated subexpression computed once) and turned into an
+instruction tape (:mod:`oracles.exact_tape`) over ``mpmath.libmp`` numbers at :data:`PRECISION_BITS` bits
+(≈ 60 significant digits), run for every example of the batch at once.
 Float64 inputs convert exactly, products of two float64 numbers are exact at that precision and sums are
 rounded once, so a pre-activation placed exactly on a relu kink evaluates to exactly 0 and takes the
 convention's branch.  Results are rounded once, to nearest, to float64.
 
-Compiled architectures are cached (:func:`compiled`): a second case costs one evaluation per example.
+Compiled architectures are cached (:func:`compiled`): a second case costs one run of the tape.
 """
 
 from __future__ import annotations
