@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -35,7 +35,7 @@ from oracles.registry import OracleOutput, get_oracle, oracle_names
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
-from oracles.verdicts.precision import apply_strict
+from oracles.verdicts.precision import apply_strict, imprecise_case
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
 from reference_impl.stress import STRESS_SHARE, check_share
@@ -105,20 +105,8 @@ class CampaignConfig:
         budgets = {name: float(b) for name, b in budgets.items() if name not in every}
         if any(b <= 0 for b in budgets.values()):
             raise CampaignError(f"adaptive budgets must be positive, got {budgets}")
-        try:
-            share = check_share(stress)
-        except ValueError as exc:
-            raise CampaignError(str(exc)) from None
-        return cls(
-            seed=seed,
-            examples=examples,
-            subject=subject,
-            oracles=chosen,
-            subsample=every,
-            adaptive=budgets,
-            stress=share,
-            strict=strict,
-        )
+        base = cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every, adaptive=budgets)
+        return replace(base, stress=check_share(stress), strict=strict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -136,8 +124,7 @@ class CampaignConfig:
             subsample={str(k): int(v) for k, v in (data.get("subsample") or {}).items()},
             # Campaigns written before the adaptive policy ran every oracle on every case: none here.
             adaptive={str(k): float(v) for k, v in (data.get("adaptive") or {}).items()},
-            # A campaign stored before stress cases existed had none: resuming it must redraw the same cases.
-            stress=float(data.get("stress", 0.0)),
+            stress=float(data.get("stress", 0.0)),  # stored before stress cases existed: none, as then
             strict=bool(data.get("strict", False)),
         )
 
@@ -225,8 +212,7 @@ def planned_case(config: CampaignConfig, index: int) -> tuple[list[Record], dict
                 message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
             )
         ]
-    if config.strict:
-        records = apply_strict(records)
+    records = apply_strict(records) if config.strict else records
     entry = _entry_values(case, records, supported, outputs)
     for record in records:
         record.extra["campaign"] = {"records": len(records), "index": index}
@@ -487,10 +473,6 @@ class _InterruptGuard:
             raise _Interrupted()
 
 
-def _imprecise(records: Sequence[Record]) -> bool:
-    return not any(r.failed for r in records) and any(r.category == "precision" for r in records)
-
-
 def run_campaign(
     config: CampaignConfig,
     out_dir: str | Path,
@@ -545,7 +527,7 @@ def run_campaign(
         runner = run_in_process(config, work)
 
     failed_before = sum(1 for recs in done.values() if any(r.failed for r in recs))
-    imprecise = sum(1 for recs in done.values() if _imprecise(recs))
+    imprecise = sum(1 for recs in done.values() if imprecise_case(recs))
     tally = oracle_plan.Tally()
     for records in done.values():
         index = int(records[0].extra.get("campaign", {}).get("index", parse_case_id(records[0].case_id)[1]))
@@ -569,7 +551,7 @@ def run_campaign(
                     written += len(records)
                     failing = any(r.failed for r in records)
                     failed_now += failing
-                    imprecise += _imprecise(records)
+                    imprecise += imprecise_case(records)
                     ran += 1
                     if progress is not None:
                         progress.update(1, int(failing))

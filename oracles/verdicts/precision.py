@@ -115,6 +115,12 @@ def message(extra: dict[str, Any]) -> str:
     )
 
 
+def imprecise_case(records: Iterable[Record]) -> bool:
+    """A case right everywhere but with a precision finding somewhere."""
+    listed = list(records)
+    return not any(r.failed for r in listed) and any(r.category == "precision" for r in listed)
+
+
 def apply_strict(records: Iterable[Record]) -> list[Record]:
     """``--strict``: a precision finding is a failure."""
     out = []
