@@ -35,7 +35,7 @@ RIGHT_RTOL = 1e-11  # "right": within reduction-order noise of the block's large
 MODEL_RTOL = 1e-9  # a defect model "predicts" the subject within this
 FACTOR_RTOL = 1e-9  # two factors are "the same constant"
 FLOAT32_RTOL = 1e-5  # float32 arithmetic: wrong at 1e-12, right to ~1e-7 of the block
-HARD_CATEGORIES = ("timeout", "mutation", "nondeterminism", "nonfinite", "missing", "dtype")
+HARD_CATEGORIES = ("timeout", "crash", "mutation", "nondeterminism", "nonfinite", "missing", "dtype")
 HIDDEN_PREFERENCE = ("tanh", "sigmoid", "softplus", "leaky_relu", "relu", "identity")
 OUTPUT_PREFERENCE = ("sigmoid", "tanh", "softplus", "leaky_relu", "relu", "identity")
 
@@ -759,8 +759,8 @@ def diagnose_subject(
     for case in [*probe_cases(family, rng), *given]:
         run = _run(subject, case, timeout)
         runs.append(run)
-        if run.failure is not None and run.failure.category == "timeout":
-            break  # every further probe would wait as long again
+        if run.failure is not None and run.failure.category in ("timeout", "crash"):
+            break  # every further probe would wait as long again, or restart a worker to die again
     found = _protocol_diagnoses(runs)
     if any(d.key in ("state", "protocol:nondeterminism") for d in found):
         return found

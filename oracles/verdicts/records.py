@@ -22,6 +22,8 @@ CATEGORIES = (
     "exception",
     "kink",
     "timeout",
+    "crash",
+    "loss",
     "mutation",
     "nondeterminism",
     "dtype",
