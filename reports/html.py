@@ -29,7 +29,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from reports import plots
-from reports.records import Record, jsonl_lines, parse_line
+from reports.records import Record
+from reports.resultfile import BadLine, is_lean, parse_line, record_problem, stream_lines
 
 HeapEntry = tuple[float, int, Record, str | None]
 
@@ -96,6 +97,7 @@ class ReportData:
     _passing: list[HeapEntry] = field(default_factory=list)
     # case id -> δ first wrong (from "delta" records): small, only failing cases
     delta_first_wrong: dict[str, int] = field(default_factory=dict)
+    corrupt: list[str] = field(default_factory=list)  # "path:line: corrupt line (why)", skipped
 
     def add(self, record: Record, line: str | None = None) -> None:
         """Count one record; ``line`` is its JSON when ``record`` is a light copy (no blocks, no case text)."""
@@ -187,6 +189,8 @@ def _light_record(line: str) -> Record | None:
         return None
     tail["case"] = ""
     tail.pop("schema", None)
+    if record_problem(tail) is not None:
+        return None  # parsed in full, and reported as corrupt there
     for key in _FLOAT_FIELDS:
         if isinstance(tail.get(key), str):  # inf/nan travel as strings
             tail[key] = float(tail[key])
@@ -197,14 +201,25 @@ def _light_record(line: str) -> Record | None:
 
 
 def aggregate_file(path: Path) -> ReportData:
-    """Aggregate DIR/results.jsonl; like :func:`reports.records.read_records`, a torn last line is skipped."""
+    """Aggregate DIR/results.jsonl, streamed; a torn last line is skipped, a corrupt one listed in ``corrupt``."""
     data = ReportData()
-    for number, line in jsonl_lines(path):
-        light = _light_record(line)
-        if light is not None:
-            data.add(light, line)
+    for number, raw in stream_lines(path):
+        if not is_lean(raw):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = ""
+            light = _light_record(line) if line else None
+            if light is not None:
+                data.add(light, line)
+                continue
+        try:
+            records = parse_line(number, raw)
+        except BadLine as exc:
+            data.corrupt.append(exc.corrupt.describe(path))
             continue
-        data.add(Record.from_dict(parse_line(path, number, line)))
+        for record in records:
+            data.add(record)
     return data
 
 
@@ -392,10 +407,15 @@ def _row(record: Record, position: int, data: ReportData, campaign: dict[str, An
         }
     heat = record.extra.get("abs_diff")
     if row["detailed"] and isinstance(heat, dict) and heat:
-        finite = [float(np.log10(v)) for block in heat.values() for v in np.ravel(np.asarray(block, float)) if v > 0]
-        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-        row["heat_range"] = f"log10 |Δ| from {lo:.1f} (light) to {hi:.1f} (dark); grey = exactly 0"
-        row["heatmaps"] = [heatmap_svg(name, block, lo, hi) for name, block in heat.items()]
+        try:
+            finite = [
+                float(np.log10(v)) for block in heat.values() for v in np.ravel(np.asarray(block, float)) if v > 0
+            ]
+            lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+            row["heatmaps"] = [heatmap_svg(name, block, lo, hi) for name, block in heat.items()]
+            row["heat_range"] = f"log10 |Δ| from {lo:.1f} (light) to {hi:.1f} (dark); grey = exactly 0"
+        except (TypeError, ValueError):  # a damaged heatmap costs the picture, not the report
+            row["heatmaps"] = []
     return row
 
 
@@ -481,13 +501,22 @@ def render_report(
     return html
 
 
-def write_report(directory: str | Path, destination: str | Path | None = None) -> Path:
-    """Render DIR/report.html from DIR/results.jsonl (and DIR/campaign.json when present)."""
+def write_report(
+    directory: str | Path, destination: str | Path | None = None, *, corrupt: list[str] | None = None
+) -> Path:
+    """Render DIR/report.html from DIR/results.jsonl (and DIR/campaign.json when present).
+
+    Corrupt lines are skipped and flagged at the top of the page; their descriptions are appended to
+    ``corrupt`` when given.
+    """
     from reports.campaign import RESULTS_FILE, read_campaign
 
     directory = Path(directory)
     campaign = read_campaign(directory)
-    html = render_report(aggregate_file(directory / RESULTS_FILE), campaign, directory)
+    data = aggregate_file(directory / RESULTS_FILE)
+    if corrupt is not None:
+        corrupt.extend(data.corrupt)
+    html = render_report(data, campaign, directory)
     target = Path(destination) if destination else directory / REPORT_FILE
     tmp = target.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")

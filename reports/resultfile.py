@@ -1,0 +1,309 @@
+"""``results.jsonl`` line by line: lean lines for plain passes, streamed reading, one policy for corrupt lines.
+
+Two kinds of line.  A *full* line is one :class:`Record` (``Record.to_json``).  A *lean* line holds the
+plain passes of one case — passing comparisons whose worst entry used less than ``NEAR_MISS`` of its
+tolerance — one short row each, with the case's text, spec and subject written once::
+
+    {"lean": [[oracle, check, parameter, index, rel_err, abs_err, tolerance, elapsed], ...],
+     "case_id": ..., "case": ..., "spec": {...}, "subject": ..., "campaign": {...}, "schema": 2}
+
+Failures, kinks, skips and near-misses keep full lines (every block, heatmaps, every oracle's value).
+Read back, a lean row is a Record without blocks or entry values (``extra["lean"]`` is true).  Errors
+in lean rows keep ``LEAN_DIGITS`` significant digits: enough for histograms and for ranking by ratio.
+
+Reading streams the file.  A torn *last* line (a kill mid-write) is dropped silently; any other line
+that is not a valid record — bad UTF-8, bad JSON, a field of the wrong type — is *corrupt*: strict readers
+raise :class:`CorruptLineError` naming it, lenient ones collect it as a :class:`CorruptLine` and go on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oracles.verdicts.blocks import layer_of
+from oracles.verdicts.records import VERDICTS, Record
+
+NEAR_MISS = 0.1  # a pass using at least this share of its tolerance keeps its full record
+LEAN_DIGITS = 5
+LEAN_SCHEMA = 2
+LEAN_PREFIX = b'{"lean": '
+_LEAN_EXTRA = ("campaign", "subject_output")  # kept once per lean line; other extras of a plain pass are dropped
+
+
+@dataclass(frozen=True)
+class CorruptLine:
+    """A line of the results file that is not a record, with what is wrong and its raw bytes."""
+
+    number: int
+    reason: str
+    raw: bytes
+
+    def describe(self, path: str | Path) -> str:
+        return f"{path}:{self.number}: corrupt line ({self.reason})"
+
+
+class CorruptLineError(ValueError):
+    """A strict reader met a corrupt line; the message names the file and line."""
+
+    def __init__(self, path: str | Path, corrupt: CorruptLine) -> None:
+        super().__init__(corrupt.describe(path))
+        self.corrupt = corrupt
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+
+def is_plain_pass(record: Record) -> bool:
+    """A pass far inside its tolerance, with nothing a reader would look at beyond its numbers."""
+    if record.verdict != "pass" or record.abs_err is None or record.rel_err is None or record.tolerance is None:
+        return False
+    return record.tolerance > 0 and record.abs_err < NEAR_MISS * record.tolerance
+
+
+def _short(value: float) -> float | str:
+    if not math.isfinite(value):
+        return repr(value)
+    return float(f"{value:.{LEAN_DIGITS}g}")
+
+
+def case_lines(records: Sequence[Record]) -> list[str]:
+    """The JSONL lines for one case's records: full lines for what matters, one lean line per subject for the rest."""
+    full: list[str] = []
+    lean: dict[str, list[Record]] = {}
+    for record in records:
+        if is_plain_pass(record):
+            lean.setdefault(record.subject, []).append(record)
+        else:
+            full.append(record.to_json())
+    for subject, passes in lean.items():
+        first = passes[0]
+        line: dict[str, Any] = {
+            "lean": [
+                [
+                    r.oracle,
+                    r.check,
+                    r.parameter,
+                    r.index,
+                    _short(r.rel_err or 0.0),
+                    _short(r.abs_err or 0.0),
+                    _short(r.tolerance or 0.0),
+                    round(r.elapsed, 6),
+                ]
+                for r in passes
+            ],
+            "case_id": first.case_id,
+            "case": first.case,
+            "spec": first.spec,
+            "subject": subject,
+            "schema": LEAN_SCHEMA,
+        }
+        for key in _LEAN_EXTRA:
+            if key in first.extra:
+                line[key] = first.extra[key]
+        full.append(json.dumps(line, ensure_ascii=False))
+    return full
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def stream_lines(path: str | Path, torn: list[int] | None = None) -> Iterator[tuple[int, bytes]]:
+    """``(line number, raw line without its newline)`` for every non-blank line, streamed.
+
+    The last non-blank line is dropped when it is not valid JSON: a kill in the middle of writing it
+    (its number is appended to ``torn`` when given).
+    """
+    pending: tuple[int, bytes] | None = None
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            if pending is not None:
+                yield pending
+            pending = (number, raw.rstrip(b"\r\n"))
+    if pending is not None:
+        try:
+            json.loads(pending[1])
+        except (ValueError, UnicodeDecodeError):
+            if torn is not None:
+                torn.append(pending[0])
+            return
+        yield pending
+
+
+def _number_problem(value: Any) -> bool:
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return False
+    if isinstance(value, str):
+        try:
+            float(value)
+            return False
+        except ValueError:
+            return True
+    return True
+
+
+def _spec_problem(spec: Any) -> str | None:
+    if not isinstance(spec, dict):
+        return "spec is not an object"
+    widths, activations = spec.get("widths"), spec.get("activations")
+    if not isinstance(widths, list) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
+        return "spec.widths is not a list of integers"
+    if not isinstance(activations, list) or not all(isinstance(a, str) for a in activations):
+        return "spec.activations is not a list of names"
+    if not isinstance(spec.get("loss"), str):
+        return "spec.loss is not a name"
+    return None
+
+
+def _int_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+
+
+def record_problem(data: Any) -> str | None:
+    """What makes ``data`` (one parsed full line) not a record, or None."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    for key in ("case_id", "case", "subject", "oracle", "check", "verdict"):
+        if not isinstance(data.get(key), str):
+            return f"{key!r} is missing or not text"
+    if data["verdict"] not in VERDICTS:
+        return f"unknown verdict {data['verdict']!r}"
+    for key in ("category", "parameter"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            return f"{key!r} is not text"
+    if not isinstance(data.get("message", ""), str):
+        return "'message' is not text"
+    for key in ("subject_value", "oracle_value", "abs_err", "rel_err", "tolerance"):
+        if _number_problem(data.get(key)):
+            return f"{key!r} is not a number"
+    elapsed = data.get("elapsed", 0.0)
+    if not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool):
+        return "'elapsed' is not a number"
+    if data.get("index") is not None and not _int_list(data["index"]):
+        return "'index' is not a list of integers"
+    layer = data.get("layer")
+    if layer is not None and (not isinstance(layer, int) or isinstance(layer, bool)):
+        return "'layer' is not an integer"
+    spec_problem = _spec_problem(data.get("spec"))
+    if spec_problem:
+        return spec_problem
+    blocks = data.get("blocks", {})
+    if not isinstance(blocks, dict) or not all(isinstance(b, dict) for b in blocks.values()):
+        return "'blocks' is not an object of objects"
+    extra = data.get("extra", {})
+    if not isinstance(extra, dict):
+        return "'extra' is not an object"
+    first_wrong = extra.get("first_wrong_layer")
+    if first_wrong is not None and (not isinstance(first_wrong, int) or isinstance(first_wrong, bool)):
+        return "'extra.first_wrong_layer' is not an integer"
+    if "campaign" in extra and not isinstance(extra["campaign"], dict):
+        return "'extra.campaign' is not an object"
+    return None
+
+
+def _lean_records(data: dict[str, Any]) -> list[Record]:
+    for key in ("case_id", "case", "subject"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"lean line: {key!r} is missing or not text")
+    spec_problem = _spec_problem(data.get("spec"))
+    if spec_problem:
+        raise ValueError(f"lean line: {spec_problem}")
+    rows = data["lean"]
+    if not isinstance(rows, list):
+        raise ValueError("lean line: 'lean' is not a list")
+    extra = {key: data[key] for key in _LEAN_EXTRA if key in data}
+    if "campaign" in extra and not isinstance(extra["campaign"], dict):
+        raise ValueError("lean line: 'campaign' is not an object")
+    records = []
+    for row in rows:
+        if not isinstance(row, list) or len(row) != 8:
+            raise ValueError("lean line: a row is not [oracle, check, parameter, index, rel, abs, tol, elapsed]")
+        oracle, check, parameter, index, rel, absolute, tolerance, elapsed = row
+        texts = isinstance(oracle, str) and isinstance(check, str)
+        if not texts or not (parameter is None or isinstance(parameter, str)):
+            raise ValueError("lean line: oracle, check or parameter is not text")
+        if index is not None and not _int_list(index):
+            raise ValueError("lean line: an index is not a list of integers")
+        if any(_number_problem(v) or v is None for v in (rel, absolute, tolerance)) or isinstance(elapsed, str):
+            raise ValueError("lean line: an error, tolerance or time is not a number")
+        records.append(
+            Record(
+                case_id=data["case_id"],
+                case=data["case"],
+                spec=data["spec"],
+                subject=data["subject"],
+                oracle=oracle,
+                check=check,
+                verdict="pass",
+                parameter=parameter,
+                index=index,
+                abs_err=float(absolute),
+                rel_err=float(rel),
+                tolerance=float(tolerance),
+                layer=layer_of(parameter) if parameter else None,
+                elapsed=float(elapsed),
+                extra={**extra, "lean": True},
+            )
+        )
+    return records
+
+
+def is_lean(raw: bytes | str) -> bool:
+    return raw[: len(LEAN_PREFIX)] == (LEAN_PREFIX if isinstance(raw, bytes) else LEAN_PREFIX.decode())
+
+
+def parse_line(number: int, raw: bytes) -> list[Record]:
+    """The records one line holds (one, or a lean line's several); raises :class:`BadLine`."""
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text)
+    except UnicodeDecodeError:
+        raise BadLine(CorruptLine(number, "not UTF-8 text", raw)) from None
+    except ValueError:
+        raise BadLine(CorruptLine(number, "not JSON", raw)) from None
+    return records_from_data(number, raw, data)
+
+
+def records_from_data(number: int, raw: bytes, data: Any) -> list[Record]:
+    """The records of one already-parsed line; raises :class:`BadLine`."""
+    try:
+        if isinstance(data, dict) and "lean" in data:
+            return _lean_records(data)
+        problem = record_problem(data)
+        if problem:
+            raise ValueError(problem)
+        return [Record.from_dict(data)]
+    except (ValueError, TypeError) as exc:
+        raise BadLine(CorruptLine(number, str(exc), raw)) from None
+
+
+class BadLine(ValueError):
+    """Raised by :func:`parse_line` for a corrupt line; ``corrupt`` says which and why."""
+
+    def __init__(self, corrupt: CorruptLine) -> None:
+        super().__init__(corrupt.reason)
+        self.corrupt = corrupt
+
+
+def read_lines(
+    path: str | Path, corrupt: list[CorruptLine] | None = None, torn: list[int] | None = None
+) -> Iterator[tuple[int, list[Record]]]:
+    """``(line number, records)`` per line.  Corrupt lines go to ``corrupt`` when given, else raise."""
+    for number, raw in stream_lines(path, torn):
+        try:
+            yield number, parse_line(number, raw)
+        except BadLine as exc:
+            if corrupt is None:
+                raise CorruptLineError(path, exc.corrupt) from None
+            corrupt.append(exc.corrupt)
+
+
+def read_records(path: str | Path, corrupt: list[CorruptLine] | None = None) -> Iterator[Record]:
+    for _, records in read_lines(path, corrupt):
+        yield from records
