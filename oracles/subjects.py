@@ -90,12 +90,13 @@ def reference_subject() -> Subject:
     return Subject("reference", mlp.gradients, None, deltas)
 
 
-def load_subject(target: str, *, isolate: bool = True, timeout: float | None = DEFAULT_TIMEOUT) -> Subject:
+def load_subject(target: str, *, isolate: bool = True, timeout: float | None = None) -> Subject:
     """Load ``module:attr``; the attr is a gradients function or an object with ``.gradients``.
 
     The module is imported here too, so a bad target is one error before anything runs.  ``isolate``
     (the default): every call runs in a supervised worker process (:mod:`oracles.supervisor`) limited
-    to ``timeout`` seconds (None: no limit); otherwise the subject is called in this process.
+    to ``timeout`` seconds (None: ``DEFAULT_TIMEOUT``; ``math.inf``: no limit); otherwise the subject is
+    called in this process.
     """
     grads_fn, loss_fn = resolve_target(target)
     if not isolate:

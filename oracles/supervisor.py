@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -60,9 +61,9 @@ def exit_status(returncode: int | None) -> str:
 class Supervisor:
     """One subject (``MODULE:ATTR``) behind a worker process; :meth:`call` never raises for the subject's faults."""
 
-    def __init__(self, target: str, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, target: str, timeout: float | None = None) -> None:
         self.target = target
-        self.timeout = timeout  # None: no limit
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout  # math.inf: no limit
         self.starts = 0  # workers started so far (restarts = starts - 1)
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: Connection | None = None
@@ -174,10 +175,13 @@ class Supervisor:
 
     def call(self, op: str, args: tuple[Any, ...], timeout: float | None = None) -> RawCall:
         """Run ``op`` (``gradients`` or ``loss``) in the worker; ``timeout`` None: this supervisor's limit."""
+        limit: float | None
         with self._lock:
             if os.getpid() != self._owner:
                 self._forget_inherited()
             limit = self.timeout if timeout is None else timeout
+            if math.isinf(limit):
+                limit = None
             note = ""
             if limit is not None and limit > SHORT_TIMEOUT and self._timeouts_in_a_row >= TRIP_AFTER:
                 note = f" (limit cut from {limit:g} s: the previous {self._timeouts_in_a_row} calls timed out)"

@@ -36,7 +36,7 @@ from typing import Any
 
 from oracles.lifeline import die_with_parent
 from oracles.registry import all_oracles, get_oracle
-from oracles.subjects import DEFAULT_TIMEOUT, Subject, load_subject, reference_subject
+from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
 from reference_impl.case import Case
@@ -139,8 +139,7 @@ def resolve_subject(target: str, timeout: float | None = None) -> Subject:
     None: the default); cached per process, so each worker process loads a subject once."""
     key = (target, timeout)
     if key not in _SUBJECTS:
-        limit = DEFAULT_TIMEOUT if timeout is None else timeout
-        _SUBJECTS[key] = reference_subject() if target == REFERENCE else load_subject(target, timeout=limit)
+        _SUBJECTS[key] = reference_subject() if target == REFERENCE else load_subject(target, timeout=timeout)
     return _SUBJECTS[key]
 
 

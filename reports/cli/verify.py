@@ -259,7 +259,7 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
-    subject = load_subject(args.subject, timeout=args.timeout or DEFAULT_TIMEOUT)
+    subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
     _check_convention(args.convention, family)
     try:
