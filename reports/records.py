@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from oracles.verdicts.records import CATEGORIES, SCHEMA_VERSION, VERDICTS, Record
-from reports import resultfile
-from reports.resultfile import CorruptLine, CorruptLineError
+from reports.resultfile import CorruptLine, CorruptLineError, case_lines, stream_lines
+from reports.resultfile import read_records as read_result_lines
 
 __all__ = [
     "CATEGORIES",
@@ -48,7 +48,7 @@ class RecordWriter:
 
     def write_case(self, records: list[Record]) -> None:
         """One case's records in one write and one fsync, plain passes in a lean line."""
-        self._file.write("".join(line + "\n" for line in resultfile.case_lines(records)))
+        self._file.write("".join(line + "\n" for line in case_lines(records)))
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -86,7 +86,7 @@ def _repair_truncated_tail(path: Path) -> None:
 
 def jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` for every non-blank line, streamed; a torn *last* line (a kill mid-write) is dropped."""
-    for number, raw in resultfile.stream_lines(path):
+    for number, raw in stream_lines(path):
         yield number, raw.decode("utf-8", errors="replace")
 
 
@@ -105,4 +105,4 @@ def read_records(path: str | Path, corrupt: list[CorruptLine] | None = None) -> 
     A corrupt line before the last raises :class:`CorruptLineError` naming it, unless ``corrupt`` is
     given: then it is appended there and reading goes on.
     """
-    return resultfile.read_records(path, corrupt)
+    return read_result_lines(path, corrupt)

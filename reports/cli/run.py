@@ -114,23 +114,12 @@ def _positive(value: int | None, flag: str, *, allow_zero: bool = False) -> None
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from reports import campaign
     from reports.dirlock import DirectoryBusy, exclusive
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory", "io")
-    try:
-        with exclusive(out, "run"):
-            return _run_locked(args, out)
-    except DirectoryBusy as exc:
-        raise UsageError(str(exc), "busy") from None
-
-
-def _run_locked(args: argparse.Namespace, out: Path) -> int:
-    from reports import campaign
-    from reports.html import write_report
-    from reports.resume import QUARANTINE_FILE
-
     _positive(args.examples, "--examples", allow_zero=True)
     _positive(args.workers, "--workers")
     _positive(args.batch_size, "--batch-size")
@@ -156,6 +145,19 @@ def _run_locked(args: argparse.Namespace, out: Path) -> int:
     campaign.resolve_subject(config.subject, args.timeout)
     scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    try:
+        # One writer at a time, from the first record to the last byte of the report.
+        with exclusive(out, "run"):
+            return _run_and_report(args, config, out, workers, scheduler)
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+
+
+def _run_and_report(args: argparse.Namespace, config: Any, out: Path, workers: int, scheduler: str | None) -> int:
+    from reports import campaign
+    from reports.html import write_report
+    from reports.resume import QUARANTINE_FILE
+
     try:
         result = campaign.run_campaign(
             config,
