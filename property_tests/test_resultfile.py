@@ -11,7 +11,7 @@ from oracles.subjects import Subject, reference_subject
 from oracles.verdicts.compare import check_case
 from property_tests.mutation.catalogue import MUTANTS
 from reference_impl.generate import case_from_index
-from reports.records import CorruptLineError, RecordWriter, read_records
+from reports.records import CorruptLine, CorruptLineError, Record, RecordWriter, read_records
 from reports.resultfile import NEAR_MISS, case_lines, is_plain_pass, read_lines
 
 FIELDS = ("case_id", "case", "spec", "subject", "oracle", "check", "verdict", "parameter", "index")
@@ -34,7 +34,7 @@ def test_a_passing_case_is_one_lean_line_and_reads_back_with_its_numbers() -> No
         assert lean.extra.get("campaign") == original.extra.get("campaign") and lean.extra["lean"]
 
 
-def _parsed(lines: list[str], path: Path) -> list[tuple[int, list]]:  # type: ignore[type-arg]
+def _parsed(lines: list[str], path: Path) -> list[tuple[int, list[Record]]]:
     from reports.resultfile import parse_line
 
     return [(n, parse_line(n, line.encode())) for n, line in enumerate(lines, start=1)]
@@ -80,6 +80,6 @@ def test_each_kind_of_corrupt_line_is_named_and_the_rest_still_read(line: bytes,
     path.write_bytes(good + b"\n" + line + b"\n" + good + b"\n")
     with pytest.raises(CorruptLineError, match=f"results.jsonl:2: corrupt line .*{reason}"):
         list(read_records(path))
-    corrupt: list = []  # type: ignore[type-arg]
+    corrupt: list[CorruptLine] = []
     assert [n for n, _ in read_lines(path, corrupt)] == [1, 3]
     assert [c.number for c in corrupt] == [2] and corrupt[0].raw == line
