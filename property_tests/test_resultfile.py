@@ -83,3 +83,20 @@ def test_each_kind_of_corrupt_line_is_named_and_the_rest_still_read(line: bytes,
     corrupt: list[CorruptLine] = []
     assert [n for n, _ in read_lines(path, corrupt)] == [1, 3]
     assert [c.number for c in corrupt] == [2] and corrupt[0].raw == line
+
+
+def test_the_report_counts_lean_lines_exactly_as_the_records_they_hold(tmp_path: Path) -> None:
+    from reports import html
+
+    path = tmp_path / "results.jsonl"
+    bug = Subject("bug", MUTANTS["scale_layer1"].gradients)
+    with RecordWriter(path) as writer:
+        for index in range(8):
+            writer.write_case(check_case(case_from_index(5, index), reference_subject()))
+            writer.write_case(check_case(case_from_index(6, index), bug, ["torch_autograd", "complex_step"]))
+    assert any(line.startswith('{"lean"') for line in path.read_text().splitlines())
+    fast, slow = html.aggregate_file(path), html.aggregate(read_records(path))
+    for name in ("records", "verdicts", "log_errors", "case_worst", "case_oracle_failed", "failing_blocks", "cases"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.worst is not None and slow.worst is not None and fast.worst.to_json() == slow.worst.to_json()
+    assert [r.to_json() for r in fast.rows()] == [r.to_json() for r in slow.rows()]

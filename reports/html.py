@@ -143,23 +143,33 @@ class ReportData:
             _push(self._passing, entry, CLOSEST_PASSES)
 
     def add_lean(self, line: dict[str, Any], rows: Sequence[LeanRow]) -> None:
-        """Count a lean line's passes exactly as :meth:`add` would, building a Record only for the few kept."""
+        """Count a lean line's passes exactly as :meth:`add` would, building a Record only for the few kept.
+
+        Written for speed (a 10^5-case report passes 7·10^5 rows through here): attribute lookups are
+        hoisted, and a Record is made only for a row that becomes the worst or one of the closest passes.
+        """
         cid, subject = line["case_id"], line["subject"]
         self.cases.setdefault(cid, {"spec": line["spec"], "failed": False})
         case_worst = self.case_worst.get(cid, 0.0)
         oracle_map = self.case_oracle_failed[cid]
+        verdicts, log_errors, passing = self.verdicts, self.log_errors, self._passing
+        worst_rel = -1.0 if self.worst is None or self.worst.rel_err is None else self.worst.rel_err
+        sequence = self.records
         for row in rows:
-            oracle, _, _, _, rel, absolute, tolerance, _ = row
-            self.records += 1
-            self.verdicts[(subject, oracle)]["pass"] += 1
-            self.log_errors[oracle].append(rel)
-            case_worst = max(case_worst, rel)
-            oracle_map.setdefault(oracle, False)
-            if self.worst is None or rel > (self.worst.rel_err if self.worst.rel_err is not None else -1.0):
-                self.worst = lean_record(line, row)
+            oracle, rel, absolute, tolerance = row[0], row[4], row[5], row[6]
+            sequence += 1
+            verdicts[(subject, oracle)]["pass"] += 1
+            log_errors[oracle].append(rel)
+            if rel > case_worst:
+                case_worst = rel
+            if oracle not in oracle_map:
+                oracle_map[oracle] = False
+            if self.worst is None or rel > worst_rel:
+                self.worst, worst_rel = lean_record(line, row), rel
             ratio = absolute / tolerance if tolerance else (math.inf if absolute > 0 else 0.0)
-            if len(self._passing) < CLOSEST_PASSES or ratio > self._passing[0][0]:
-                _push(self._passing, (ratio, self.records, lean_record(line, row), None), CLOSEST_PASSES)
+            if len(passing) < CLOSEST_PASSES or ratio > passing[0][0]:
+                _push(passing, (ratio, sequence, lean_record(line, row), None), CLOSEST_PASSES)
+        self.records = sequence
         self.case_worst[cid] = case_worst
 
     def rows(self) -> list[Record]:

@@ -152,9 +152,10 @@ def _spec_problem(spec: Any) -> str | None:
     if not isinstance(spec, dict):
         return "spec is not an object"
     widths, activations = spec.get("widths"), spec.get("activations")
-    if not isinstance(widths, list) or not all(isinstance(w, int) and not isinstance(w, bool) for w in widths):
+    # set(map(type, ...)): the per-item check runs in C, which matters at 10^5 lines.
+    if type(widths) is not list or not set(map(type, widths)) <= {int}:
         return "spec.widths is not a list of integers"
-    if not isinstance(activations, list) or not all(isinstance(a, str) for a in activations):
+    if type(activations) is not list or not set(map(type, activations)) <= {str}:
         return "spec.activations is not a list of names"
     if not isinstance(spec.get("loss"), str):
         return "spec.loss is not a name"
@@ -209,6 +210,11 @@ def record_problem(data: Any) -> str | None:
 
 # [oracle, check, parameter, index, rel_err, abs_err, tolerance, elapsed], numbers as floats once checked.
 LeanRow = list[Any]
+_RIGHT_ROW_TYPES = {
+    (str, str, parameter, index, float, float, float, float)
+    for parameter in (str, type(None))
+    for index in (list, type(None))
+}
 _ROW_SHAPE = "lean line: a row is not [oracle, check, parameter, index, rel, abs, tol, elapsed]"
 
 
@@ -247,18 +253,7 @@ def lean_rows(data: dict[str, Any]) -> list[LeanRow]:
     if type(rows) is not list:
         raise ValueError("lean line: 'lean' is not a list")
     for position, row in enumerate(rows):
-        if not (
-            type(row) is list
-            and len(row) == 8
-            and type(row[0]) is str
-            and type(row[1]) is str
-            and (row[2] is None or type(row[2]) is str)
-            and (row[3] is None or type(row[3]) is list)
-            and type(row[4]) is float
-            and type(row[5]) is float
-            and type(row[6]) is float
-            and type(row[7]) is float
-        ):
+        if type(row) is not list or tuple(map(type, row)) not in _RIGHT_ROW_TYPES:
             rows[position] = _checked_row(row)
     return rows
 
