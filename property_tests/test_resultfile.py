@@ -100,3 +100,12 @@ def test_the_report_counts_lean_lines_exactly_as_the_records_they_hold(tmp_path:
         assert getattr(fast, name) == getattr(slow, name), name
     assert fast.worst is not None and slow.worst is not None and fast.worst.to_json() == slow.worst.to_json()
     assert [r.to_json() for r in fast.rows()] == [r.to_json() for r in slow.rows()]
+
+
+def test_a_case_text_of_another_shape_is_kept_whole() -> None:
+    records = check_case(case_from_index(2, 9), reference_subject(), ["torch_autograd"])
+    for record in records:
+        record.case = "made by hand"
+    line = json.loads(case_lines(records)[0])
+    assert line["case"] == "made by hand" and "case_tail" not in line
+    assert {r.case for _, rs in _parsed(case_lines(records), Path("unused")) for r in rs} == {"made by hand"}

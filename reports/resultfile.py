@@ -5,7 +5,10 @@ plain passes of one case — passing comparisons whose worst entry used less tha
 tolerance — one short row each, with the case's text, spec and subject written once::
 
     {"lean": [[oracle, check, parameter, index, rel_err, abs_err, tolerance, elapsed], ...],
-     "case_id": ..., "case": ..., "spec": {...}, "subject": ..., "campaign": {...}, "schema": 2}
+     "case_id": ..., "case_tail": ..., "spec": {...}, "subject": ..., "campaign": {...}, "schema": 2}
+
+``case_tail`` is the case's text after its spec (``batch=4, seed=…, label='1-000042'``): the spec part
+is rebuilt from ``spec``.  A case whose text does not have that shape is written whole, as ``case``.
 
 Failures, kinks, skips and near-misses keep full lines (every block, heatmaps, every oracle's value).
 Read back, a lean row is a Record without blocks or entry values (``extra["lean"]`` is true).  Errors
@@ -71,6 +74,25 @@ def _short(value: float) -> float | str:
     return float(f"{value:.{LEAN_DIGITS}g}")
 
 
+def _spec_text(spec: dict[str, Any]) -> str:
+    """The repr of the Spec a spec dict describes (what a Case's repr starts with)."""
+    return f"Spec(widths={tuple(spec['widths'])!r}, activations={tuple(spec['activations'])!r}, loss={spec['loss']!r})"
+
+
+def _case_fields(case: str, spec: dict[str, Any]) -> dict[str, str]:
+    """``{"case_tail": ...}`` when ``case`` is ``Case(spec=<spec>, <tail>)``, else ``{"case": case}``."""
+    head = f"Case(spec={_spec_text(spec)}, "
+    if case.startswith(head) and case.endswith(")"):
+        return {"case_tail": case[len(head) : -1]}
+    return {"case": case}
+
+
+def _case_text(data: dict[str, Any]) -> str:
+    if "case_tail" in data:
+        return f"Case(spec={_spec_text(data['spec'])}, {data['case_tail']})"
+    return str(data["case"])
+
+
 def case_lines(records: Sequence[Record]) -> list[str]:
     """The JSONL lines for one case's records: full lines for what matters, one lean line per subject for the rest."""
     full: list[str] = []
@@ -97,7 +119,7 @@ def case_lines(records: Sequence[Record]) -> list[str]:
                 for r in passes
             ],
             "case_id": first.case_id,
-            "case": first.case,
+            **_case_fields(first.case, first.spec),
             "spec": first.spec,
             "subject": subject,
             "schema": LEAN_SCHEMA,
@@ -241,7 +263,7 @@ def lean_rows(data: dict[str, Any]) -> list[LeanRow]:
     Raises ValueError naming what is wrong.  Cheap on purpose: a 10^5-case report reads 7·10^5 rows, so
     a row already of the right types is taken as it is.
     """
-    for key in ("case_id", "case", "subject"):
+    for key in ("case_id", "case_tail" if "case_tail" in data else "case", "subject"):
         if type(data.get(key)) is not str:
             raise ValueError(f"lean line: {key!r} is missing or not text")
     spec_problem = _spec_problem(data.get("spec"))
@@ -264,7 +286,7 @@ def lean_record(data: dict[str, Any], row: LeanRow) -> Record:
     extra = {key: data[key] for key in _LEAN_EXTRA if key in data}
     return Record(
         case_id=data["case_id"],
-        case=data["case"],
+        case=_case_text(data),
         spec=data["spec"],
         subject=data["subject"],
         oracle=oracle,
