@@ -1,9 +1,11 @@
 """Helper processes that end with their parent: no worker outlives a ``kill -9`` of the process that started it.
 
-Two mechanisms, because neither covers every case alone: on Linux the kernel sends SIGKILL when the
-parent thread that started us exits (``PR_SET_PDEATHSIG``), which works even while the worker is stuck in
-C code; everywhere, a daemon thread notices the re-parenting (``os.getppid()`` changes) within
-``POLL_SECONDS``.
+:func:`die_with_parent`: on Linux the kernel sends SIGKILL when the parent thread that started us exits
+(``PR_SET_PDEATHSIG``), which works even while the worker is stuck in C code; everywhere, a daemon thread
+notices the re-parenting (``os.getppid()`` changes) within ``POLL_SECONDS``.
+
+:func:`exit_when_closed`: for a worker whose parent is not the process it serves (a fork server's child),
+a pipe from that process: the write end stays there, and end of file on the read end means it is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 POLL_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
@@ -40,3 +43,16 @@ def die_with_parent(parent_pid: int, *, kernel_signal: bool = True) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
+
+
+def exit_when_closed(connection: Any) -> None:
+    """Exit at once when ``connection`` (the read end of a pipe whose write end our owner holds) reaches EOF."""
+
+    def watch() -> None:
+        while True:
+            try:
+                connection.recv()
+            except (EOFError, OSError):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="lifeline-pipe", daemon=True).start()

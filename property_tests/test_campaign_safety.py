@@ -89,7 +89,7 @@ def slow_subject(tmp_path: Path) -> tuple[str, dict[str, str]]:
 def test_kill_9_of_run_leaves_no_worker_behind(tmp_path: Path, slow_subject: tuple[str, dict[str, str]]) -> None:
     target, env = slow_subject
     out = tmp_path / "out"
-    process = start_run(out, "--subject", target, "--examples", "400", "--workers", "2", env=env)
+    process = start_run(out, "--subject", target, "--examples", "2000", "--workers", "2", env=env)
     wait_for_cases(out / campaign.RESULTS_FILE, 6, process)
     below = descendants(process.pid)
     assert len(below) >= 4, below  # two pool workers, each with the subject's supervised worker

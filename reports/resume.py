@@ -24,6 +24,8 @@ class StoredCase:
 
     records: int
     failed: bool
+    index: int | None = None  # extra["campaign"]["index"], when tagged
+    checks: frozenset[tuple[str, str]] = frozenset()  # (oracle, check) pairs: for the coverage count
 
 
 def completed_cases(results: Path) -> tuple[dict[str, StoredCase], list[CorruptLine]]:
@@ -39,6 +41,8 @@ def completed_cases(results: Path) -> tuple[dict[str, StoredCase], list[CorruptL
     counts: dict[str, int] = defaultdict(int)
     expected: dict[str, int | None] = {}
     failed: dict[str, bool] = defaultdict(bool)
+    index: dict[str, int | None] = {}
+    checks: dict[str, set[tuple[str, str]]] = defaultdict(set)
     lines_of: dict[str, list[int]] = defaultdict(list)
     torn: list[int] = []
     drop: set[int] = set()
@@ -50,10 +54,16 @@ def completed_cases(results: Path) -> tuple[dict[str, StoredCase], list[CorruptL
         lines_of[cid].append(number)
         counts[cid] += len(records)
         failed[cid] = failed[cid] or any(r.failed for r in records)
+        checks[cid].update((r.oracle, r.check) for r in records)
         if cid not in expected:
-            tag = records[0].extra.get("campaign", {}).get("records")
-            expected[cid] = tag if isinstance(tag, int) else None
-    complete = {cid: StoredCase(counts[cid], failed[cid]) for cid in lines_of if expected[cid] in (None, counts[cid])}
+            tag = records[0].extra.get("campaign", {})
+            expected[cid] = tag.get("records") if isinstance(tag.get("records"), int) else None
+            index[cid] = tag.get("index") if isinstance(tag.get("index"), int) else None
+    complete = {
+        cid: StoredCase(counts[cid], failed[cid], index[cid], frozenset(checks[cid]))
+        for cid in lines_of
+        if expected[cid] in (None, counts[cid])
+    }
     drop |= {number for cid, numbers in lines_of.items() if cid not in complete for number in numbers}
     drop |= {c.number for c in corrupt} | set(torn)
     if drop:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,10 +28,20 @@ N_PROJECTIONS = 3
 
 
 def projection_directions(case: Case, n: int = N_PROJECTIONS) -> list[Params]:
-    """Random, non-uniform directions (never all-ones) drawn from the case's own seed."""
+    """Random, non-uniform directions (never all-ones) drawn from the case's own seed (read-only arrays)."""
+    return list(_directions(case, n))
+
+
+@lru_cache(maxsize=16)
+def _directions(case: Case, n: int) -> tuple[Params, ...]:
+    # Cached: every numeric oracle projects one case along the same directions.
     rng = np.random.default_rng([case.seed, 0xD1EC])
     shapes = {name: case.spec.parameter_shape(name) for name in case.spec.parameter_names}
-    return [{name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n)]
+    directions = tuple({name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n))
+    for direction in directions:
+        for array in direction.values():
+            array.setflags(write=False)
+    return directions
 
 
 def projection_record(
@@ -55,9 +66,13 @@ def projection_record(
             elapsed=time.perf_counter() - start,
         )
         return skipped, False
-    subject_values = np.array([sum(float(np.sum(subject_grads[k] * v[k])) for k in v) for v in directions])
+    names = list(directions[0])
+    terms = np.stack([np.concatenate([np.ravel(v[k]) for k in names]) for v in directions]) * np.concatenate(
+        [np.ravel(subject_grads[k]) for k in names]
+    )
+    subject_values = terms.sum(axis=1)
     # The scale of a projection is Σ|g||v|, the size of the terms that were summed.
-    scale = np.array([sum(float(np.sum(np.abs(subject_grads[k] * v[k]))) for k in v) for v in directions])
+    scale = np.abs(terms).sum(axis=1)
     record = record_from_blocks(
         case,
         subject,
@@ -94,8 +109,8 @@ def compare_to_oracle(
 ) -> list[Record]:
     """Records for one subject against one oracle: gradients (and δ when both sides expose them).
 
-    ``outputs`` collects the oracle's full evaluation when one was made (for the loss check to reuse).
-    """
+    ``outputs``, when given, keeps the oracle's full output (if one was computed) under its name, so a
+    caller that needs its values again (the entry table, the loss check) does not evaluate the oracle twice."""
     tolerance = tolerance_for(oracle.name, dtype)
     if oracle.directional is not None:
         record, passed = projection_record(case, subject_name, oracle, subject_grads, tolerance)
@@ -152,13 +167,19 @@ def records_from_output(
 
 
 def check_case(
-    case: Case, subject: Subject, oracle_names: list[str] | None = None, *, dtype: str = "float64"
+    case: Case,
+    subject: Subject,
+    oracle_names: list[str] | None = None,
+    *,
+    dtype: str = "float64",
+    outputs: dict[str, OracleOutput] | None = None,
 ) -> list[Record]:
     """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case.
 
-    A subject with a ``loss`` companion also gets a ``loss`` record against the first oracle (one whose
-    full evaluation was made anyway, when there is one).  What an isolated subject printed during the
-    call is kept, bounded, in every record's ``extra["subject_output"]``.
+    ``outputs``: filled with the oracles' full outputs, as :func:`compare_to_oracle` does.  A subject with
+    a ``loss`` companion also gets a ``loss`` record against the first oracle (one whose full evaluation
+    was made anyway, when there is one).  What an isolated subject printed during the call is kept,
+    bounded, in every record's ``extra["subject_output"]``.
     """
     call = call_subject(subject, case)
     oracles = oracles_for(case.spec, oracle_names)
@@ -175,7 +196,8 @@ def check_case(
         params, X, Y = case.arrays()
         deltas = subject.deltas(case.spec, params, X, Y)
     records: list[Record] = []
-    outputs: dict[str, OracleOutput] = {}
+    if outputs is None:
+        outputs = {}
     for oracle in oracles:
         compared = compare_to_oracle(
             case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas, outputs=outputs
