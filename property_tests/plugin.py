@@ -46,6 +46,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="precision findings (right but less precise than float64 allows) fail too",
     )
+    group.addoption(
+        "--backprop-timeout",
+        action="store",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds per call of --backprop-subject before its worker process is killed (default 30)",
+    )
 
 
 def _target(config: pytest.Config) -> str | None:
@@ -61,7 +69,7 @@ def backprop_subject(request: pytest.FixtureRequest) -> Any:
         pytest.skip(f"no {OPTION} given")
     from oracles.subjects import load_subject
 
-    return load_subject(target)
+    return load_subject(target, timeout=request.config.getoption("--backprop-timeout", default=None))
 
 
 class SubjectPropertyItem(pytest.Item):
@@ -75,10 +83,9 @@ class SubjectPropertyItem(pytest.Item):
     def runtest(self) -> None:
         from oracles.subjects import load_subject, subject_supports
         from property_tests.check import check_subject
-
-        subject = load_subject(self.target)
         from reference_impl.stress import STRESS_SHARE
 
+        subject = load_subject(self.target, timeout=self.config.getoption("--backprop-timeout", default=None))
         examples = self.config.getoption("--backprop-examples", default=None)
         stress = self.config.getoption("--backprop-stress", default=None)
         check_subject(

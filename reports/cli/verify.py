@@ -22,13 +22,15 @@ from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
 from oracles.diagnosis.instability import Instability, explain_instability
-from oracles.registry import get_oracle
-from oracles.subjects import Subject, call_subject, load_subject, subject_supports
+from oracles.registry import OracleOutput, get_oracle
+from oracles.subjects import DEFAULT_TIMEOUT, Subject, call_subject, load_subject, subject_supports
 from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_call_notes
+from oracles.verdicts.loss_check import loss_record
 from oracles.verdicts.precision import apply_strict
 from reference_impl.case import Case
 from reference_impl.spec import Spec
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_stress_options, stress_share
+from reports.dirlock import DirectoryBusy, exclusive
 from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
 from reports.records import Record, RecordWriter
 
@@ -57,7 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--out", type=Path, help="write results.jsonl, verify.json and report.html here")
     verify.add_argument("--activations", nargs="+", help="only these activations (intersected with SUPPORTS)")
     verify.add_argument("--losses", nargs="+", help="only these losses (intersected with SUPPORTS)")
-    verify.add_argument("--timeout", type=float, help="seconds per call; the call runs in a killable process")
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds per call before the subject's worker process is killed (default {DEFAULT_TIMEOUT:g})",
+    )
     verify.add_argument("--convention", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}")
     verify.add_argument("--oracle", default="torch_autograd", help="oracle to compare with (default torch_autograd)")
     add_stress_options(verify)
@@ -107,15 +113,18 @@ class VerifyResult:
     failing_cases: list[Case] = field(default_factory=list)
     verdicts: dict[str, FamilyVerdict] = field(default_factory=dict)
     protocol: dict[str, list[str]] = field(default_factory=dict)  # category -> case ids
+    gradient_failing: list[Case] = field(default_factory=list)  # failing cases the diagnosis can look at
+    loss_failures: list[Record] = field(default_factory=list)  # the loss companion's failing records
+    output_bytes: int = 0  # most the subject printed in one call (captured, not shown)
     unstable_cases: list[Case] = field(default_factory=list)  # NaN/inf where the truth is finite
     precision: list[tuple[Case, Record]] = field(default_factory=list)  # right but imprecise (first record each)
 
     @property
     def wrong_cases(self) -> list[Case]:
-        """Failing cases that are neither unstable nor only imprecise (what the defect diagnoser explains)."""
+        """Gradient failures that are neither unstable nor only imprecise (what the defect diagnoser explains)."""
         unstable = {c.id for c in self.unstable_cases}
         imprecise = {c.id for c, r in self.precision if r.failed}
-        return [c for c in self.failing_cases if c.id not in unstable and c.id not in imprecise]
+        return [c for c in self.gradient_failing if c.id not in unstable and c.id not in imprecise]
 
 
 def _family(args: argparse.Namespace) -> Family:
@@ -167,6 +176,11 @@ def _declared(subject: Subject, convention: str | None) -> Subject:
 
 
 def _tally(result: VerifyResult, record: Record) -> None:
+    if record.check == "loss" and record.failed:
+        result.loss_failures.append(record)
+        if not record.blocks:  # the companion raised or returned no number: no block to tally
+            result.verdicts.setdefault("loss", FamilyVerdict()).failed += 1
+            return
     if record.check == "protocol":
         result.protocol.setdefault(record.category or "exception", []).append(record.case_id)
         if record.parameter:
@@ -205,17 +219,23 @@ def verify_subject(
             records = [
                 protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)
             ]
-            with_call_notes(records, call)
         elif not oracle.supports_case(case):
             continue
         else:
             factor = _declared_factor(convention, case)
             grads = {name: value / factor for name, value in call.grads.items()}
-            records = with_call_notes(compare_to_oracle(case, subject.name, grads, oracle), call)
+            outputs: dict[str, OracleOutput] = {}
+            records = compare_to_oracle(case, subject.name, grads, oracle, outputs=outputs)
             for record in records:
                 record.elapsed += call.elapsed
-                if convention is not None:
+            if subject.loss is not None:
+                output = outputs.get(oracle.name)
+                records.append(loss_record(case, subject, oracle, output, factor=factor, timeout=timeout))
+            if convention is not None:
+                for record in records:
                     record.extra["convention"] = {"name": convention, "factor": factor}
+        result.output_bytes = max(result.output_bytes, call.output_bytes)
+        records = with_call_notes(records, call)
         if strict:
             records = apply_strict(records)
         for record in records:
@@ -225,6 +245,8 @@ def verify_subject(
                 writer.write(record)
         if any(r.failed for r in records):
             result.failing_cases.append(case)
+        if any(r.failed and r.check != "loss" for r in records):
+            result.gradient_failing.append(case)
         if any(r.category == "unstable" for r in records):
             result.unstable_cases.append(case)
         imprecise = [r for r in records if r.category == "precision"]
@@ -258,7 +280,8 @@ def run_verify(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
-    subject = load_subject(args.subject)
+    # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
+    subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
     _check_convention(args.convention, family)
     try:
@@ -270,6 +293,16 @@ def run_verify(args: argparse.Namespace) -> int:
         # (measured: 100 cases' torch comparisons 13x slower with two threads on a busy 2-core machine).
         sys.modules["torch"].set_num_threads(1)
     cases = family_cases(family, args.seed, args.examples, stress_share(args.stress))
+    if args.out is None:
+        return _verify(args, subject, family, cases)
+    try:
+        with exclusive(args.out, "verify"):
+            return _verify(args, subject, family, cases)
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+
+
+def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case]) -> int:
     writer = None
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -277,13 +310,7 @@ def run_verify(args: argparse.Namespace) -> int:
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
         result = verify_subject(
-            subject,
-            cases,
-            oracle_name=args.oracle,
-            convention=args.convention,
-            timeout=args.timeout,
-            writer=writer,
-            strict=args.strict,
+            subject, cases, oracle_name=args.oracle, convention=args.convention, writer=writer, strict=args.strict
         )
     finally:
         if writer is not None:
@@ -295,11 +322,10 @@ def run_verify(args: argparse.Namespace) -> int:
             result.wrong_cases[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
-            timeout=args.timeout,
         )
     instabilities: list[Instability] = []
     if result.unstable_cases:
-        instabilities = explain_instability(subject, result.unstable_cases[0], family, timeout=args.timeout)
+        instabilities = explain_instability(subject, result.unstable_cases[0], family)
     lines = _render(args, cases, result, diagnoses, instabilities)
     print("\n".join(lines))
     if args.out is not None:
@@ -334,6 +360,8 @@ def _render(
     if not result.failing_cases:
         declared = f" (declared convention: {args.convention})" if args.convention else ""
         lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
+    elif not result.gradient_failing:
+        lines.append(f"diagnosis: loss: the gradients agree with {args.oracle}; the loss companion does not")
     elif found:
         lines.append(f"diagnosis: {found[0]}")
         lines.extend(f"  also: {line}" for line in found[1:])
@@ -348,6 +376,13 @@ def _render(
         status = "failing under --strict" if args.strict else "not a failure; --strict makes it one"
         lines.append(f"precision: {len(result.precision)} case(s) right but imprecise ({status}); first {case.id}:")
         lines.append(f"  {record.message}")
+    if result.loss_failures:
+        first = result.loss_failures[0]
+        lines.append(f"loss [loss]: {len(result.loss_failures)} case(s), first {first.case_id}: {first.message}")
+    if result.output_bytes:
+        lines.append(
+            f"subject output: up to {result.output_bytes} bytes per call, captured (the start is kept in the records)"
+        )
     lines.append("verdict per parameter:")
     for name in sorted(result.verdicts, key=_parameter_order):
         lines.append(result.verdicts[name].line(name))
