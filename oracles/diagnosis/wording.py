@@ -3,14 +3,23 @@ and the sentence each structural defect model is reported with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from oracles.diagnosis.signatures import Variant
 
 
+KINDS = ("protocol", "defect", "unexplained", "convention", "kink")  # headline order
+
+
 @dataclass(frozen=True)
 class Diagnosis:
-    """One recognised defect or convention; ``formula`` is the right formula that the subject breaks."""
+    """One finding; ``formula`` is the right formula that the subject breaks.
+
+    ``kind``: ``protocol`` (a fault of the call itself), ``defect`` (a named model that reproduces the
+    subject on every fault-free probe), ``unexplained`` (wrong, localised, no model fits), ``convention``
+    or ``kink`` (right up to a constant or a slope at a kink: not a bug).  ``evidence`` says how much of
+    what was seen the finding explains.
+    """
 
     key: str
     layer: int | None
@@ -18,11 +27,22 @@ class Diagnosis:
     message: str
     confidence: float
     losses: tuple[str, ...] = ()
+    kind: str = "defect"
+    evidence: str = ""
 
     def line(self) -> str:
         where = f"layer {self.layer}" if self.layer is not None else "all layers"
         losses = f" [{', '.join(self.losses)}]" if self.losses else ""
-        return f"{self.key} ({where}){losses}: {self.message} Right formula: {self.formula}"
+        evidence = f" ({self.evidence})" if self.evidence else ""
+        formula = f" Right formula: {self.formula}" if self.formula else ""
+        return f"{self.key} ({where}){losses}: {self.message}{evidence}{formula}"
+
+    @property
+    def is_bug(self) -> bool:
+        return self.kind in ("protocol", "defect", "unexplained")
+
+    def with_(self, **changes: object) -> Diagnosis:
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def formula_W(layer: int | str) -> str:
@@ -101,6 +121,25 @@ _VARIANT_TEXT: dict[str, tuple[str, str]] = {
         "loss_gradient",
         "δ^[L] is (a^[L] − y)/m, the cross-entropy shortcut, which is not the derivative of this loss (L = {l}).",
     ),
+    "transpose_if_square": (
+        "transpose",
+        "The δ recursion multiplies by W^[{l}] instead of (W^[{l}])ᵀ wherever W^[{l}] happens to be square{every} "
+        "(the orientation is guessed from the shapes); non-square layers are right.",
+    ),
+    "buffer_transposed": (
+        "transpose",
+        "∂L/∂W^[{l}] is written into a buffer shaped like (W^[{l}])ᵀ{every}: right while W^[{l}] is square, and "
+        "it raises wherever it is not.",
+    ),
+    "target_argmax": (
+        "target_handling",
+        "δ^[L] is computed from one-hot(argmax y) instead of y: right for one-hot targets, wrong for soft "
+        "(probability) targets (L = {l}).",
+    ),
+    "target_round": (
+        "target_handling",
+        "δ^[L] is computed from round(y) instead of y: right for 0/1 targets, wrong for soft targets (L = {l}).",
+    ),
     "softmax_diagonal": (
         "softmax_jacobian",
         "The softmax Jacobian is taken as diag(a ⊙ (1 − a)): its off-diagonal −a_i a_j terms are missing (L = {l}).",
@@ -113,6 +152,10 @@ def _variant_formula(kind: str, layer: int) -> str:
         return f"δ^[{layer}] = (W^[{layer + 1}])ᵀ δ^[{layer + 1}] ⊙ g'(z^[{layer}])"
     if kind in ("output_missing", "output_double", "shortcut_delta"):
         return "δ^[L] = ∂L/∂a^[L] ⊙ g'(z^[L])"
+    if kind in ("target_argmax", "target_round"):
+        return "δ^[L] = ∂L/∂z^[L] with the targets y as given (soft targets included)"
+    if kind == "buffer_transposed":
+        return formula_W(layer)
     if kind == "softmax_diagonal":
         return "δ^[L] = J_softmax(z^[L])ᵀ ∂L/∂a^[L],  J = diag(a) − a aᵀ"
     if kind in ("bias_axis0", "bias_scalar"):
