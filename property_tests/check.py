@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracles.diagnosis import conventions
 from oracles.diagnosis.family import Family
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject
@@ -73,6 +74,15 @@ def case_records(subject: Subject, case: Case, oracle_name: str = "torch_autogra
     return compare_to_oracle(case, subject.name, call.grads, oracle)
 
 
+def declaration_of(
+    target: Any, supports: Mapping[str, Any] | None, convention: str | Mapping[str, str] | None
+) -> dict[str, str]:
+    """The subject's declared convention(s): the argument, else ``SUPPORTS["convention"]``."""
+    if convention is None:
+        convention = (supports if supports is not None else getattr(target, "SUPPORTS", None) or {}).get("convention")
+    return conventions.parse_declaration(convention)
+
+
 def _diagnosis_lines(subject: Subject, case: Case, family: Family) -> list[str]:
     from oracles.diagnosis.diagnose import diagnose_subject
 
@@ -93,9 +103,14 @@ def check_subject(
     oracle: str = "torch_autograd",
     name: str | None = None,
     losses: list[str] | None = None,
+    convention: str | Mapping[str, str] | None = None,
 ) -> None:
-    """Raise :class:`SubjectCheckFailed` (an AssertionError) unless ``target`` is right on every drawn case."""
-    subject = as_subject(target, name)
+    """Raise :class:`SubjectCheckFailed` (an AssertionError) unless ``target`` is right on every drawn case.
+
+    ``convention`` (or ``SUPPORTS["convention"]``) declares the subject's loss convention, for every loss
+    (``"half_mse"``) or per loss (``"mse=mean_elements,bce=mean_elements"`` or a dict).
+    """
+    subject = conventions.declared_subject(as_subject(target, name), declaration_of(target, supports, convention))
     family = family_of(target, supports)
     if losses:
         family = family.restricted(losses=losses)

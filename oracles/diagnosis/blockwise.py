@@ -16,14 +16,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from oracles.diagnosis.evidence import MODEL_RTOL, RIGHT, Explanation, LossEvidence, Run, agrees, fit_factor, same, scale_of
+from oracles.diagnosis.evidence import (
+    MODEL_RTOL,
+    RIGHT,
+    Explanation,
+    LossEvidence,
+    Run,
+    agrees,
+    fit_factor,
+    same,
+    scale_of,
+)
 from oracles.diagnosis.models import NORMALISATIONS, constant_text
 from oracles.diagnosis.wording import Diagnosis, formula_b, formula_W
 from reference_impl.spec import Array
 
 FLOAT32_RTOL = 1e-5  # float32 arithmetic: wrong at 1e-12, right to ~1e-7 of the block
 
-Triple = tuple[Run, Array, Array]  # (run, subject block, reference block)
+Triple = tuple[Run, str, Array, Array]  # (run, the block's name on that run, subject block, reference block)
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ class Finding:
 
 def _factor(name: str, triples: Sequence[Triple]) -> Finding | None:
     factors: list[tuple[Run, float]] = []
-    for run, s, r in triples:
+    for run, _, s, r in triples:
         if not np.any(r):
             continue
         c = fit_factor(s, r)
@@ -72,9 +82,13 @@ def _factor(name: str, triples: Sequence[Triple]) -> Finding | None:
     for k, a, b in NORMALISATIONS:
         if all(same(c, k * float(run.m) ** a * float(run.case.spec.widths[-1]) ** b) for run, c in factors):
             if (k, a, b) == (1.0, 1, 0):
-                return Finding(name, "batch_normalisation", "is m times too large: the batch mean's 1/m is missing here")
+                return Finding(
+                    name, "batch_normalisation", "is m times too large: the batch mean's 1/m is missing here"
+                )
             if (k, a, b) == (1.0, -1, 0):
-                return Finding(name, "batch_normalisation", "is divided by m a second time (δ^[L] already carries the 1/m)")
+                return Finding(
+                    name, "batch_normalisation", "is divided by m a second time (δ^[L] already carries the 1/m)"
+                )
             return Finding(name, "normalisation", f"is {constant_text(k, a, b)} times the right value")
     if all(same(c, values[0]) for c in values):
         return Finding(name, "scale", f"is {values[0]:.10g} times the right value, a stray constant factor")
@@ -82,7 +96,7 @@ def _factor(name: str, triples: Sequence[Triple]) -> Finding | None:
 
 
 def _zeros(name: str, triples: Sequence[Triple]) -> Finding | None:
-    if all(not np.any(s) for _, s, _ in triples) and any(np.any(r) for _, _, r in triples):
+    if all(not np.any(s) for _, _, s, _ in triples) and any(np.any(r) for _, _, _, r in triples):
         return Finding(name, "never_computed", "is all zeros: it is never computed (or computed and then not stored)")
     return None
 
@@ -90,7 +104,7 @@ def _zeros(name: str, triples: Sequence[Triple]) -> Finding | None:
 def _flipped(name: str, triples: Sequence[Triple]) -> Finding | None:
     """The same entries, and only they, have the wrong sign on every run."""
     entries: set[tuple[int, ...]] | None = None
-    for _, s, r in triples:
+    for _, _, s, r in triples:
         off = ~np.isclose(s, r, rtol=RIGHT.rtol, atol=0.0)
         if not np.all(np.abs(s + r)[off] <= RIGHT.rtol * scale_of(r) + 1e-300):
             return None
@@ -109,7 +123,7 @@ def _flipped(name: str, triples: Sequence[Triple]) -> Finding | None:
 def _single_entry(name: str, triples: Sequence[Triple]) -> Finding | None:
     """Exactly one entry per run is off, by the same factor everywhere."""
     factors: list[float] = []
-    for _, s, r in triples:
+    for _, _, s, r in triples:
         off = ~np.isclose(s, r, rtol=RIGHT.rtol, atol=0.0)
         if int(off.sum()) == 0:
             continue
@@ -117,28 +131,31 @@ def _single_entry(name: str, triples: Sequence[Triple]) -> Finding | None:
             return None
         factors.append(float((s[off] / r[off])[0]))
     if factors and all(same(c, factors[0]) for c in factors) and not same(factors[0], -1.0):
-        return Finding(name, "scale", f"has one entry {factors[0]:.12g} times its right value; every other is right", 0.85)
+        return Finding(
+            name, "scale", f"has one entry {factors[0]:.12g} times its right value; every other is right", 0.85
+        )
     return None
 
 
 def _decay(name: str, triples: Sequence[Triple]) -> Finding | None:
     if not name.startswith("W"):
         return None
-    decay = [fit_factor(s - r, run.params[name]) for run, s, r in triples]
+    decay = [fit_factor(s - r, run.params[here]) for run, here, s, r in triples]
     if any(c is None for c in decay) or not all(same(float(c or 0.0), float(decay[0] or 0.0)) for c in decay):
         return None
     layer = int(name[1:])
     return Finding(
         name,
         "regularisation",
-        f"contains an extra {float(decay[0] or 0.0):.6g}·W^[{layer}]: an L2 penalty (weight decay) the loss does not have",
+        f"contains an extra {float(decay[0] or 0.0):.6g}·W^[{layer}]: an L2 penalty (weight decay) the loss "
+        "does not have",
     )
 
 
 def _float32(name: str, triples: Sequence[Triple]) -> Finding | None:
-    if not all(float(np.max(np.abs(s - r))) <= FLOAT32_RTOL * scale_of(r) for _, s, r in triples):
+    if not all(float(np.max(np.abs(s - r))) <= FLOAT32_RTOL * scale_of(r) for _, _, s, r in triples):
         return None
-    representable = all(np.array_equal(s.astype(np.float32).astype(np.float64), s) for _, s, _ in triples)
+    representable = all(np.array_equal(s.astype(np.float32).astype(np.float64), s) for _, _, s, _ in triples)
     if not representable:
         return None
     return Finding(name, "float32", "is right to about 1e-7 but wrong at 1e-12: it is computed in float32")
@@ -152,30 +169,36 @@ def _batch_matrices(m: int) -> list[tuple[str, Array, str]]:
     return [
         ("first", first, "uses only the first example of the batch: δ_(:,1) (a_(:,1))ᵀ, the other m − 1 dropped"),
         ("first·m", m * first, "uses only the first example of the batch, weighted m (the loss re-averaged over one)"),
-        ("mean-outer", ones / m, "sums δ and averages a over the batch before one outer product: (Σ_i δ_i)(mean_j a_j)ᵀ"),
+        (
+            "mean-outer",
+            ones / m,
+            "sums δ and averages a over the batch before one outer product: (Σ_i δ_i)(mean_j a_j)ᵀ",
+        ),
         ("sum-outer", ones, "sums δ and a over the batch before one outer product: (Σ_i δ_i)(Σ_j a_j)ᵀ"),
     ]
 
 
 def _batch(name: str, triples: Sequence[Triple]) -> Finding | None:
     """The examples of the batch combined by one wrong rule on every run (∂L/∂W = δ M aᵀ, ∂L/∂b = δ M 1)."""
-    if all(run.m == 1 for run, _, _ in triples):
+    if all(run.m == 1 for run, _, _, _ in triples):
         return None
-    layer = int(name[1:])
     labels = [label for label, _, _ in _batch_matrices(2)]
     for index, label in enumerate(labels):
         words = ""
-        for run, s, _ in triples:
-            delta, a_prev = run.trace.delta(layer), run.tape.a(layer - 1)
+        for run, here, s, _ in triples:
+            at = int(here[1:])
+            delta, a_prev = run.trace.delta(at), run.tape.a(at - 1)
             _, M, words_here = _batch_matrices(run.m)[index]
             predicted = delta @ M @ a_prev.T if name.startswith("W") else delta @ M @ np.ones((run.m, 1))
-            if not agrees(s, predicted, MODEL_RTOL, run.magnitudes.get(name)):
+            if not agrees(s, predicted, MODEL_RTOL, run.magnitudes.get(here)):
                 break
             words = words or words_here
         else:
             if name.startswith("b"):
-                words = words.replace("δ_(:,1) (a_(:,1))ᵀ", "δ_(:,1)").replace(" and averages a", "").replace(
-                    "(Σ_i δ_i)(mean_j a_j)ᵀ", "Σ_i δ_i"
+                words = (
+                    words.replace("δ_(:,1) (a_(:,1))ᵀ", "δ_(:,1)")
+                    .replace(" and averages a", "")
+                    .replace("(Σ_i δ_i)(mean_j a_j)ᵀ", "Σ_i δ_i")
                 )
             return Finding(name, "batch", words, 0.85) if label != "mean-outer" or name.startswith("W") else None
     return None
@@ -194,7 +217,7 @@ BLOCK_MODELS: tuple[Callable[[str, Sequence[Triple]], Finding | None], ...] = (
 
 def block_finding(name: str, triples: Sequence[Triple]) -> Finding | None:
     """The first block model that reproduces the block on every run (None: none does)."""
-    if not triples or any(s.shape != r.shape for _, s, r in triples):
+    if not triples or any(s.shape != r.shape for _, _, s, r in triples):
         return None
     for model in BLOCK_MODELS:
         found = model(name, triples)
@@ -224,7 +247,9 @@ def _findings(runs: Sequence[Run], from_output: bool, depth: int) -> list[Findin
     for (kind, index), members in sorted(_groups(runs, from_output).items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if all(run.right[name] for run, name in members):
             continue
-        triples = [(run, run.blocks[name], run.reference[name]) for run, name in members if run.blocks is not None]
+        triples = [
+            (run, name, run.blocks[name], run.reference[name]) for run, name in members if run.blocks is not None
+        ]
         layer = depth - index if from_output else index
         found = block_finding(f"{kind}{layer}", triples)
         if found is None:

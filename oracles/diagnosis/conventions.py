@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from oracles.subjects import Subject
 from reference_impl.spec import LOSS_NAMES, Spec
 
 SQUARED_LOSSES = frozenset({"mse", "half_sse"})
@@ -183,3 +187,25 @@ def format_declaration(declared: Mapping[str, str]) -> str:
     if set(declared) == {EVERY_LOSS}:
         return declared[EVERY_LOSS]
     return ",".join(f"{loss}={name}" for loss, name in declared.items())
+
+
+def declared_subject(subject: Subject, declared: Mapping[str, str] | None) -> Subject:
+    """``subject`` seen through its declaration (gradients divided by the declared factor), so a check or a
+    diagnosis looks only for what the declaration does not explain."""
+    if not declared:
+        return subject
+
+    def rescaled(spec: dict[str, Any], params: dict[str, Any], X: Any, Y: Any) -> Any:
+        raw = subject.gradients(spec, params, X, Y)
+        if not isinstance(raw, Mapping):
+            return raw
+        try:
+            k = declared_factor(declared, Spec.from_dict(spec), int(np.shape(X)[1]))
+        except Exception:  # an unusable spec or batch: leave the answer to the protocol checks
+            return raw
+        return {
+            name: np.asarray(value) / k if np.asarray(value).dtype.kind in "fiu" else value
+            for name, value in raw.items()
+        }
+
+    return Subject(subject.name, rescaled, subject.loss, subject.deltas)

@@ -62,12 +62,8 @@ def backward_with(run: Run, derivative: Callable[[int, Array], Array | None]) ->
     params, _, Y = run.case.arrays()
     L = spec.depth
     loss = get_loss(spec.loss)
-    out = get_activation(spec.activations[-1])
     override = derivative(L, tape.z(L))
-    if override is not None:
-        delta = loss.gradient(tape.output, Y) * override
-    else:
-        delta = run.trace.delta(L)
+    delta = loss.gradient(tape.output, Y) * override if override is not None else run.trace.delta(L)
     grads: Params = {}
     for layer in range(L, 0, -1):
         grads[f"W{layer}"] = delta @ tape.a(layer - 1).T
@@ -78,8 +74,16 @@ def backward_with(run: Run, derivative: Callable[[int, Array], Array | None]) ->
         below = derivative(layer - 1, tape.z(layer - 1))
         act = get_activation(spec.activations[layer - 2])
         delta = carried * below if below is not None else act.vjp(tape.z(layer - 1), tape.a(layer - 1), carried)
-    del out
     return grads
+
+
+def _at(layers: set[int], h: Callable[[Array], Array]) -> Callable[[int, Array], Array | None]:
+    """A derivative override: h at ``layers``, the right derivative elsewhere."""
+
+    def derivative(layer: int, z: Array) -> Array | None:
+        return h(z) if layer in layers else None
+
+    return derivative
 
 
 def _sites(run: Run, site: str, name: str) -> list[int]:
@@ -101,7 +105,7 @@ def _fit(runs: Sequence[Run], site: str, name: str, terms: Basis) -> Array | Non
         # Blocks of layers above the site do not depend on h; those at or below it are linear in h.
         names = sorted(n for n in run.reference if int(n[1:]) <= places[0])
         for k, (_, phi) in enumerate(terms):
-            grads = backward_with(run, lambda layer, z, k=k, at=places[0]: terms[k][1](z) if layer == at else None)
+            grads = backward_with(run, _at({places[0]}, phi))
             columns[k].append(_flat(grads, names))
         target.append(_flat(run.blocks, names))
     if not target:
@@ -162,7 +166,7 @@ def _explains(runs: Sequence[Run], site: str, name: str, h: Callable[[Array], Ar
             if not all(run.right.values()):
                 return None
             continue
-        grads = backward_with(run, lambda layer, z: h(z) if layer in places else None)
+        grads = backward_with(run, _at(places, h))
         if not reproduces(run, grads):
             return None
         differing += not all(run.right.values())
@@ -190,7 +194,9 @@ def derivative_explanation(evidence: LossEvidence) -> Explanation | None:
                 nice = coefficients
             if not differing:
                 continue
-            return Explanation([_diagnosis(name, formula_of(terms, nice), nice, terms, evidence.loss)], differing=differing)
+            return Explanation(
+                [_diagnosis(name, formula_of(terms, nice), nice, terms, evidence.loss)], differing=differing
+            )
     return None
 
 

@@ -38,7 +38,7 @@ from oracles.diagnosis.wording import KINDS, Diagnosis
 from oracles.subjects import Subject
 from reference_impl.case import Case
 
-__all__ = ["Diagnosis", "diagnose_subject", "declaration_for"]
+__all__ = ["Diagnosis", "declaration_for", "diagnose_subject"]
 
 # Tried in this order; the first that reproduces every fault-free probe of a loss is the diagnosis.
 STAGES: tuple[Callable[[LossEvidence], Explanation | None], ...] = (
@@ -93,10 +93,16 @@ def _merge_losses(diagnoses: list[Diagnosis]) -> list[Diagnosis]:
     """The same finding on several losses is one finding (its losses listed)."""
     merged: dict[tuple[str, int | None, str, str], Diagnosis] = {}
     for d in diagnoses:
-        key = (d.key, d.layer, d.formula, d.message if d.kind == "unexplained" else "")
+        if d.kind == "convention":
+            key: tuple[str, int | None, str, str] = (d.key, d.layer, "", "")
+        else:
+            key = (d.key, d.layer, d.formula, d.message if d.kind == "unexplained" else "")
         if key in merged:
             old = merged[key]
-            merged[key] = old.with_(confidence=max(old.confidence, d.confidence), losses=old.losses + d.losses)
+            formula = old.formula if d.kind != "convention" else f"{old.formula}; {d.formula}"
+            merged[key] = old.with_(
+                confidence=max(old.confidence, d.confidence), losses=old.losses + d.losses, formula=formula
+            )
         else:
             merged[key] = d
     return list(merged.values())
@@ -121,7 +127,7 @@ def _with_declaration(found: list[Diagnosis], losses: Sequence[str]) -> list[Dia
     declaration = declaration_for(found, losses)
     if declaration is None:
         return found
-    others = [loss for loss in losses if not any(loss in d.losses for d in found if d.kind == "convention")]
+    others = [loss for loss in losses if not any(loss in d.losses for d in found)]
     rest = f" ({', '.join(others)} already follow{'s' if len(others) == 1 else ''} the suite's own)" if others else ""
     suffix = f" Declare it with --convention {declaration}{rest}."
     return [d.with_(message=d.message + suffix) if d.kind == "convention" else d for d in found]
@@ -135,7 +141,9 @@ def diagnose_runs(runs: Sequence[Run], again: Run | None, losses: Sequence[str])
     """Every finding on these runs, protocol faults first, then defects, unexplained, conventions, kinks."""
     found = hard_faults(runs, again)
     if any(d.key in STOP for d in found):
-        return found  # the answers depend on history or never came: no numeric model can be trusted
+        # The answers depend on history or never came: no numeric model can be trusted; exceptions and
+        # shapes are still described (they often show where the state came from).
+        return _order(found + [d for d in call_faults(runs, set()) if d.key not in {f.key for f in found}])
     numeric: list[Diagnosis] = []
     claimed: set[int] = set()
     for evidence in _by_loss(runs):

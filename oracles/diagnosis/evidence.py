@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from oracles.diagnosis.family import Family
-from oracles.diagnosis.features import Features, one_hot_targets, case_features
+from oracles.diagnosis.features import Features, case_features, one_hot_targets
 from oracles.diagnosis.wording import Diagnosis
 from oracles.subjects import ProtocolFailure, RawCall, Subject, invoke, real_blocks, validate_gradients
 from oracles.verdicts.rounding_scale import case_magnitudes
@@ -116,7 +116,9 @@ def _first(preferred: Sequence[str], allowed: Sequence[str]) -> str:
     return next((a for a in preferred if a in allowed), allowed[0])
 
 
-def _case(spec: Spec, batch: int, rng: np.random.Generator, label: str, one_hot: bool | None = None, **kw: object) -> Case:
+def _case(
+    spec: Spec, batch: int, rng: np.random.Generator, label: str, one_hot: bool | None = None, **kw: object
+) -> Case:
     """A seeded probe; with ``one_hot`` set, seeds are drawn until the targets are (not) one-hot."""
     case = Case(spec, batch=batch, seed=int(rng.integers(0, 2**31)), label=label, **kw)  # type: ignore[arg-type]
     for _ in range(400):
@@ -137,7 +139,7 @@ def _shapes(depth: int, n_out: int, loss: str) -> list[tuple[str, list[int], int
         ("square", [3] * (depth + 1), 3, {}),
         ("one-example", net(5, 4, 6), 1, {}),
         ("square-one-example", [3] * (depth + 1), 1, {}),
-        ("wide", net(5, 6, 5, first=4, out=4 if loss != "cce" else 4), 2, {}),
+        ("wide", net(5, 6, 5, first=4, out=4), 2, {}),  # m ≤ every width: each δ^[l] is recoverable
         ("saturated", net(5, 4, 6), 3, {"param_scale": 4.0, "data_scale": 3.0}),
     ]
     if loss != "cce":  # one softmax unit has a constant output: nothing to learn from it

@@ -4,7 +4,7 @@ A diagnosis that cannot name a defect can still say *where* the subject fails: "
 targets are not one-hot", "raises on every case with a softplus layer, and only there".  Each case gets a
 small set of named features (:func:`case_features`: activation per layer, loss, m = 1 or not, square or
 non-square layers, one-hot or soft targets, output width 1 or more, saturation, exact kinks, whether it
-repeats the first call's shapes); :func:`separate` finds the feature values (or pairs of them) that hold
+has the first call's layer widths); :func:`separate` finds the feature values (or pairs of them) that hold
 on every case of one group and on no case of the other.
 """
 
@@ -88,7 +88,7 @@ def case_features(case: Case, first: Case | None = None) -> Features:
         if layer < spec.depth:
             features[f"hidden {layer} activation"] = spec.activations[layer - 1]
     if first is not None:
-        features["shapes of the first call"] = spec == first.spec and case.batch == first.batch
+        features["widths of the first call"] = widths == first.spec.widths
     return features
 
 
@@ -107,8 +107,8 @@ _FIXED_TEXT: dict[tuple[str, Hashable], str] = {
     ("saturated", False): "no unit is saturated",
     ("exact kink", True): "a pre-activation sits exactly on a kink",
     ("exact kink", False): "no pre-activation sits on a kink",
-    ("shapes of the first call", True): "the architecture and batch size are those of the first call",
-    ("shapes of the first call", False): "the architecture or batch size differs from the first call's",
+    ("widths of the first call", True): "the layer widths are those of the first call",
+    ("widths of the first call", False): "the layer widths differ from the first call's",
 }
 
 
@@ -144,7 +144,7 @@ PRIORITY = (
     "saturated",
     "exact kink",
     "output activation",
-    "shapes of the first call",
+    "widths of the first call",
 )
 
 

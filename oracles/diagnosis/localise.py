@@ -104,7 +104,7 @@ def _wrong_blocks(runs: Sequence[Run]) -> str:
 
 
 def conditions_text(wrong: Sequence[Run], right: Sequence[Run]) -> str:
-    """"wrong exactly when …" (or a weaker "every wrong case has …") from the runs' features."""
+    """ "wrong exactly when …" (or a weaker "every wrong case has …") from the runs' features."""
     exact = separate([r.features for r in wrong], [r.features for r in right])
     if exact:
         return "Wrong exactly when " + "; equally, when ".join(c.text() for c in exact) + "."
@@ -133,9 +133,11 @@ def unexplained(evidence: LossEvidence) -> Diagnosis | None:
         entry, seen = counts.most_common(1)[0]
         layer = entry.layer
         formula = entry.formula()
-        share = "on every probe where it can be traced" if seen == len(entries) else f"on {seen} of {len(entries)} traced probes"
+        share = (
+            "on every probe where it can be traced"
+            if seen == len(entries)
+            else f"on {seen} of {len(entries)} traced probes"
+        )
         parts.append(f"Where it enters: {entry.text(depth)} ({share}).")
     parts.append(conditions_text(wrong, right))
-    return Diagnosis(
-        "unexplained", layer, formula, " ".join(parts), 0.5, (evidence.loss,), kind="unexplained"
-    )
+    return Diagnosis("unexplained", layer, formula, " ".join(parts), 0.5, (evidence.loss,), kind="unexplained")

@@ -105,7 +105,7 @@ def _convention(loss: str, factors: Sequence[tuple[Run, float]]) -> Diagnosis | 
                 f"convention:{name}",
                 None,
                 f"{loss}: {asked.formula}",
-                f"Right up to a convention: for {loss!r} the gradients are exactly those of {name} "
+                f"Right up to a convention: the gradients are exactly those of {name} "
                 f"({theirs.formula}: {theirs.description}), not a bug.",
                 0.95,
                 (loss,),
@@ -145,7 +145,9 @@ def _norm_clipping(loss: str, factors: Sequence[tuple[Run, float]]) -> Diagnosis
         f"Whenever ‖∂L/∂θ‖ exceeds {limit:.6g}, the whole gradient is rescaled to that norm (clipping by norm); "
         "below it the gradient is right."
     )
-    return Diagnosis("clipped", None, "∂L/∂θ, unclipped (clip in the optimiser, not in the gradient)", message, 0.9, (loss,))
+    return Diagnosis(
+        "clipped", None, "∂L/∂θ, unclipped (clip in the optimiser, not in the gradient)", message, 0.9, (loss,)
+    )
 
 
 def factor_explanation(evidence: LossEvidence) -> Explanation | None:
@@ -229,7 +231,9 @@ def clip_explanation(evidence: LossEvidence) -> Explanation | None:
             return None
         differing += any(np.any(predicted[n] != r) for n, r in run.reference.items())
     bounds = f"[{lo:.6g}, {hi:.6g}]"
-    message = f"Every gradient entry is clipped to {bounds} (gradient clipping by value); inside it the entries are right."
+    message = (
+        f"Every gradient entry is clipped to {bounds} (gradient clipping by value); inside it the entries are right."
+    )
     formula = "∂L/∂θ, unclipped (clip in the optimiser, not in the gradient)"
     return Explanation([Diagnosis("clipped", None, formula, message, 0.9, (evidence.loss,))], differing=differing)
 
@@ -291,7 +295,9 @@ def structural_explanation(evidence: LossEvidence) -> Explanation | None:
     confidence = 0.95 if best >= 2 else 0.8
     found: dict[tuple[str, int | None], Diagnosis] = {}
     for variant, _ in specific:
-        for diagnosis in variant_diagnoses(variant, evidence.depth, (evidence.loss,), confidence / len(specific) ** 0.5):
+        for diagnosis in variant_diagnoses(
+            variant, evidence.depth, (evidence.loss,), confidence / len(specific) ** 0.5
+        ):
             found.setdefault((diagnosis.key, diagnosis.layer), diagnosis)
     claimed_all = frozenset().union(*(c for _, c in specific))
     return Explanation(list(found.values()), claimed_all, best)

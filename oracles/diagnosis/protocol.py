@@ -172,7 +172,7 @@ def call_faults(runs: Sequence[Run], claimed: set[int]) -> list[Diagnosis]:
         assert first is not None
         where, conditions = located(group, runs)
         key = "protocol:exception"
-        if any(c.feature == "shapes of the first call" and c.other is None for c in conditions):
+        if any(c.feature == "widths of the first call" and c.other is None for c in conditions):
             key = "state"
             where += ": something sized by the first call is kept between calls"
         message = f"The subject raises {kind} {where}; first: {first.message}."

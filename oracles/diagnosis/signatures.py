@@ -45,7 +45,14 @@ KINDS: tuple[str, ...] = (
     "transpose_if_square",  # W^[l] δ^[l] where W^[l] happens to be square, (W^[l])ᵀ δ^[l] elsewhere
     "buffer_transposed",  # ∂L/∂W^[l] written into a buffer shaped like (W^[l])ᵀ: raises unless square
 )
-OUTPUT_KINDS = ("output_missing", "output_double", "shortcut_delta", "softmax_diagonal", "target_argmax", "target_round")
+OUTPUT_KINDS = (
+    "output_missing",
+    "output_double",
+    "shortcut_delta",
+    "softmax_diagonal",
+    "target_argmax",
+    "target_round",
+)
 BIAS_KINDS = ("bias_axis0", "bias_scalar")
 
 
@@ -100,7 +107,11 @@ def predict(variant: Variant, spec: Spec, params: Mapping[str, Array], X: Array,
     # Where the defect cannot be written (no elementwise output derivative, a fused loss whose shortcut is
     # right, no softmax), a subject that has it is right there: δ^[L] stays as it is.
     out_name = spec.activations[-1]
-    if variant.kind in ("output_missing", "output_double") and out_act.derivative is not None and out_name != "identity":
+    if (
+        variant.kind in ("output_missing", "output_double")
+        and out_act.derivative is not None
+        and out_name != "identity"
+    ):
         if variant.kind == "output_missing":
             delta = loss.gradient(tape.output, Y)
         else:
@@ -151,9 +162,9 @@ def _recurse(variant: Variant, spec: Spec, params: Mapping[str, Array], tape: Ta
     if grad_a_prev.shape != z_prev.shape:
         raise WouldRaise(f"elementwise {grad_a_prev.shape} * {z_prev.shape}")
     hidden = get_activation(spec.activations[layer - 2])
-    if variant.kind == "derivative_of_a" and variant.at(layer - 1):
-        if hidden.derivative is not None:  # softmax (output only) has none
-            return grad_a_prev * hidden.derivative(a_prev)
+    # (softmax, output only, has no elementwise derivative to evaluate at a)
+    if variant.kind == "derivative_of_a" and variant.at(layer - 1) and hidden.derivative is not None:
+        return grad_a_prev * hidden.derivative(a_prev)
     if variant.kind == "hidden_derivative_missing" and here:
         return grad_a_prev
     if variant.kind == "derivative_off_by_one" and here:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 
 from oracles.diagnosis.signatures import Variant
 
-
 KINDS = ("protocol", "defect", "unexplained", "convention", "kink")  # headline order
 
 
@@ -31,11 +30,14 @@ class Diagnosis:
     evidence: str = ""
 
     def line(self) -> str:
-        where = f"layer {self.layer}" if self.layer is not None else "all layers"
+        if self.kind in ("defect", "unexplained"):
+            where = f" (layer {self.layer})" if self.layer is not None else " (all layers)"
+        else:
+            where = ""
         losses = f" [{', '.join(self.losses)}]" if self.losses else ""
         evidence = f" ({self.evidence})" if self.evidence else ""
         formula = f" Right formula: {self.formula}" if self.formula else ""
-        return f"{self.key} ({where}){losses}: {self.message}{evidence}{formula}"
+        return f"{self.key}{where}{losses}: {self.message}{evidence}{formula}"
 
     @property
     def is_bug(self) -> bool:

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
@@ -24,7 +22,6 @@ from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject, load_subject, subject_supports
 from oracles.verdicts.compare import compare_to_oracle, protocol_record
 from reference_impl.case import Case
-from reference_impl.spec import Spec
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
 from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
 from reports.records import Record, RecordWriter
@@ -55,7 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--activations", nargs="+", help="only these activations (intersected with SUPPORTS)")
     verify.add_argument("--losses", nargs="+", help="only these losses (intersected with SUPPORTS)")
     verify.add_argument("--timeout", type=float, help="seconds per call; the call runs in a killable process")
-    verify.add_argument("--convention", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}")
+    verify.add_argument(
+        "--convention",
+        help=f"your loss convention, one for every loss or per loss (mse=mean_elements,bce=mean_elements): "
+        f"{', '.join(conventions.CONVENTIONS)}",
+    )
     verify.add_argument("--oracle", default="torch_autograd", help="oracle to compare with (default torch_autograd)")
     verify.set_defaults(func=run_verify)
 
@@ -109,46 +110,23 @@ def _family(args: argparse.Namespace) -> Family:
     return family.restricted(_names(args.activations), _names(args.losses))
 
 
-def _check_convention(name: str | None, family: Family) -> None:
-    if name is None:
-        return
-    applies = []
-    for loss in family.usable_losses:
-        try:
-            conventions.resolve(name, loss)
-            applies.append(loss)
-        except KeyError:
-            continue
-    if not applies:
+def _check_convention(value: str | Mapping[str, str] | None, family: Family) -> dict[str, str]:
+    """The declaration as loss -> name; a usage error if it is malformed or applies to none of the losses."""
+    try:
+        declared = conventions.parse_declaration(value)
+    except conventions.DeclarationError as exc:
+        raise UsageError(str(exc), "usage") from None
+    if declared and not conventions.declared_losses(declared, list(family.usable_losses)):
         raise UsageError(
-            f"convention {name!r} applies to none of the losses {list(family.usable_losses)}; "
-            f"known: {sorted(conventions.CONVENTIONS)}",
+            f"convention {conventions.format_declaration(declared)!r} applies to none of the losses "
+            f"{list(family.usable_losses)}; known: {sorted(conventions.CONVENTIONS)}",
             "usage",
         )
+    return declared
 
 
-def _declared_factor(name: str | None, case: Case) -> float:
-    if name is None:
-        return 1.0
-    try:
-        return conventions.factor(name, case.spec, case.batch)
-    except KeyError:
-        return 1.0  # the declared convention does not apply to this loss: the suite's own holds
-
-
-def _declared(subject: Subject, convention: str | None) -> Subject:
-    """The subject seen through its declared convention, so the diagnosis looks for what is left."""
-    if convention is None:
-        return subject
-
-    def rescaled(spec: dict[str, Any], params: dict[str, Any], X: Any, Y: Any) -> Any:
-        raw = subject.gradients(spec, params, X, Y)
-        factor = _declared_factor(convention, Case(Spec.from_dict(spec), batch=int(np.shape(X)[1])))
-        if not isinstance(raw, Mapping):
-            return raw
-        return {name: np.asarray(value) / factor for name, value in raw.items()}
-
-    return Subject(subject.name, rescaled, subject.loss)
+def _declared_factor(declared: Mapping[str, str] | None, case: Case) -> float:
+    return conventions.declared_factor(declared or {}, case.spec, case.batch)
 
 
 def _tally(result: VerifyResult, record: Record) -> None:
@@ -173,11 +151,16 @@ def verify_subject(
     cases: Sequence[Case],
     *,
     oracle_name: str = "torch_autograd",
-    convention: str | None = None,
+    convention: str | Mapping[str, str] | None = None,
     timeout: float | None = None,
     writer: RecordWriter | None = None,
 ) -> VerifyResult:
-    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle."""
+    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle.
+
+    ``convention``: the subject's declared convention(s), one name or per loss (see
+    :func:`oracles.diagnosis.conventions.parse_declaration`).
+    """
+    convention = conventions.parse_declaration(convention)
     oracle = get_oracle(oracle_name)
     result = VerifyResult()
     for case in cases:
@@ -196,8 +179,9 @@ def verify_subject(
             records = compare_to_oracle(case, subject.name, grads, oracle)
             for record in records:
                 record.elapsed += call.elapsed
-                if convention is not None:
-                    record.extra["convention"] = {"name": convention, "factor": factor}
+                name = conventions.declared_name(convention or {}, case.spec.loss)
+                if name is not None:
+                    record.extra["convention"] = {"name": name, "factor": factor}
         for record in records:
             _tally(result, record)
             result.records.append(record)
@@ -235,7 +219,8 @@ def run_verify(args: argparse.Namespace) -> int:
         raise UsageError("--timeout must be positive")
     subject = load_subject(args.subject)
     family = _family(args)
-    _check_convention(args.convention, family)
+    supports = subject_supports(args.subject) or {}
+    declared = _check_convention(args.convention or supports.get("convention"), family)
     try:
         get_oracle(args.oracle)
     except KeyError as exc:
@@ -248,7 +233,7 @@ def run_verify(args: argparse.Namespace) -> int:
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
         result = verify_subject(
-            subject, cases, oracle_name=args.oracle, convention=args.convention, timeout=args.timeout, writer=writer
+            subject, cases, oracle_name=args.oracle, convention=declared, timeout=args.timeout, writer=writer
         )
     finally:
         if writer is not None:
@@ -256,20 +241,20 @@ def run_verify(args: argparse.Namespace) -> int:
     diagnoses: list[Diagnosis] = []
     if result.failing_cases:
         diagnoses = diagnose_subject(
-            _declared(subject, args.convention),
+            conventions.declared_subject(subject, declared),
             result.failing_cases[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
             timeout=args.timeout,
         )
-    lines = _render(args, cases, result, diagnoses)
+    lines = _render(args, cases, result, diagnoses, conventions.format_declaration(declared) if declared else None)
     print("\n".join(lines))
     if args.out is not None:
         summary = {
             "subject": args.subject,
             "cases": len(cases),
             "failing_cases": [c.id for c in result.failing_cases],
-            "convention": args.convention,
+            "convention": declared or None,
             "diagnoses": [d.__dict__ | {"losses": list(d.losses)} for d in diagnoses],
             "protocol": result.protocol,
         }
@@ -279,15 +264,26 @@ def run_verify(args: argparse.Namespace) -> int:
     return EXIT_FOUND if result.failing_cases else EXIT_OK
 
 
+def _headline(first: Diagnosis) -> str:
+    """The first line; when it is not a bug it says why the exit code is still 1."""
+    if first.is_bug:
+        return f"diagnosis: {first.line()}"
+    return f"diagnosis: {first.line()} (not a bug, but undeclared: these cases count as failures until declared)"
+
+
 def _render(
-    args: argparse.Namespace, cases: Sequence[Case], result: VerifyResult, diagnoses: list[Diagnosis]
+    args: argparse.Namespace,
+    cases: Sequence[Case],
+    result: VerifyResult,
+    diagnoses: list[Diagnosis],
+    declared: str | None = None,
 ) -> list[str]:
     lines: list[str] = []
     if not result.failing_cases:
-        declared = f" (declared convention: {args.convention})" if args.convention else ""
-        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
+        note = f" (declared convention: {declared})" if declared else ""
+        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{note}")
     elif diagnoses:
-        lines.append(f"diagnosis: {diagnoses[0].line()}")
+        lines.append(_headline(diagnoses[0]))
         lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
     else:
         lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
