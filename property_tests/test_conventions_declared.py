@@ -4,7 +4,7 @@ of ``verify`` names a defect before any convention and agrees with the exit code
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -51,7 +51,15 @@ def test_the_book_model_heads_with_its_defect_exits_1_and_passes_where_the_decla
     assert any("--convention mse=mean_elements,bce=mean_elements" in line for line in lines)
     # Following the advice for mse and bce passes them …
     code, lines = _verify(
-        capsys, BOOK, "--examples", "12", "--losses", "mse", "bce", "--convention", "mse=mean_elements,bce=mean_elements"
+        capsys,
+        BOOK,
+        "--examples",
+        "12",
+        "--losses",
+        "mse",
+        "bce",
+        "--convention",
+        "mse=mean_elements,bce=mean_elements",
     )
     assert code == 0, lines
     # … and leaves cce's cases judged by the suite's own convention (its defect still found).
@@ -104,7 +112,7 @@ def test_check_subject_takes_a_per_loss_declaration() -> None:
 
 def test_supports_can_declare_the_convention() -> None:
     class Library:
-        SUPPORTS = {"losses": ["mse", "bce"], "convention": {"mse": "mean_elements"}}
+        SUPPORTS: ClassVar[dict[str, Any]] = {"losses": ["mse", "bce"], "convention": {"mse": "mean_elements"}}
 
         def gradients(self, spec: dict[str, Any], params: Any, X: np.ndarray, Y: np.ndarray) -> Any:
             return _mean_elements_for_squared(spec, params, X, Y)
