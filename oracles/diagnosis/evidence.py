@@ -253,7 +253,8 @@ def agrees(subject: Array, predicted: Array, rtol: float, floor: Array | None = 
         # A scalar prediction (a bias summed to one number) matches any constant array of it.
         if predicted.size != 1 or subject.size == 0 or not np.all(subject == subject.flat[0]):
             return False
-        subject, predicted, floor = np.asarray(subject.flat[0]), np.asarray(predicted).reshape(()), None
+        scalar_floor = None if floor is None or not np.size(floor) else np.asarray(np.sum(floor))
+        subject, predicted, floor = np.asarray(subject.flat[0]), np.asarray(predicted).reshape(()), scalar_floor
     if not np.all(np.isfinite(subject)):
         return False
     allowed = entry_tolerance(predicted, Tolerance(rtol, 1e-300), None, floor)

@@ -30,9 +30,11 @@ def kink_explanation(evidence: LossEvidence) -> Explanation | None:
 
 
 def shape_interpretations(runs: Sequence[Run]) -> list[tuple[Run, Diagnosis]]:
-    """Wrong-shaped blocks that are right once reshaped: a bias without keepdims, a transposed ∂L/∂W."""
-    found: list[tuple[Run, Diagnosis]] = []
-    seen: set[tuple[str, int]] = set()
+    """Wrong-shaped blocks that are right once reshaped: a bias without keepdims, a transposed ∂L/∂W.
+
+    One finding per kind, listing its layers and losses (the first run showing it comes with it).
+    """
+    seen: dict[str, tuple[Run, set[int], set[str], str]] = {}
     for run in runs:
         if not run.shaped or run.blocks is None:
             continue
@@ -40,21 +42,28 @@ def shape_interpretations(runs: Sequence[Run]) -> list[tuple[Run, Diagnosis]]:
             expected = run.reference.get(name)
             if expected is None or value.shape == expected.shape or value.size != expected.size:
                 continue
-            layer = int(name[1:])
             if name.startswith("b") and close(value.reshape(expected.shape), expected, MODEL_RTOL):
-                key = ("keepdims", layer)
-                message = (
-                    f"∂L/∂b^[{layer}] has shape {value.shape}, not {expected.shape}: the batch sum dropped its "
-                    "kept dimension (keepdims)."
-                )
-                diagnosis = Diagnosis("protocol:shape", layer, formula_b(layer), message, 0.9, (run.case.spec.loss,))
+                kind = "keepdims"
             elif value.shape == expected.T.shape and close(value, expected.T, MODEL_RTOL):
-                key = ("transposed", layer)
-                message = f"∂L/∂W^[{layer}] is returned transposed, shape {value.shape} instead of {expected.shape}."
-                diagnosis = Diagnosis("transpose", layer, formula_W(layer), message, 0.9, (run.case.spec.loss,))
+                kind = "transposed"
             else:
                 continue
-            if key not in seen:
-                seen.add(key)
-                found.append((run, diagnosis))
+            first, layers, losses, example = seen.get(kind, (run, set(), set(), f"{name} {value.shape}"))
+            layers.add(int(name[1:]))
+            losses.add(run.case.spec.loss)
+            seen[kind] = (first, layers, losses, example)
+    found: list[tuple[Run, Diagnosis]] = []
+    for kind, (run, layers, losses, example) in seen.items():
+        layer = min(layers) if len(layers) == 1 else None
+        where = f"layer {layer}" if layer is not None else f"layers {', '.join(map(str, sorted(layers)))}"
+        ordered = tuple(sorted(losses))
+        if kind == "keepdims":
+            message = (
+                f"∂L/∂b^[l] comes back flat, shape (n_l,) instead of (n_l, 1) ({where}; e.g. {example}): the batch "
+                "sum dropped its kept dimension (keepdims)."
+            )
+            found.append((run, Diagnosis("protocol:shape", layer, formula_b("l"), message, 0.9, ordered)))
+        else:
+            message = f"∂L/∂W^[l] is returned transposed, shape (n_(l-1), n_l) ({where}; e.g. {example})."
+            found.append((run, Diagnosis("transpose", layer, formula_W("l"), message, 0.9, ordered)))
     return found

@@ -34,7 +34,8 @@ KINDS: tuple[str, ...] = (
     "hidden_derivative_missing",  # … with no ⊙ g' at all
     "delta_off_by_one",  # layer l's gradients from δ^[l-1]
     "activation_off_by_one",  # ∂L/∂W^[l] = δ^[l] (a^[l])ᵀ
-    "bias_axis0",  # ∂L/∂b^[l] summed over units
+    "bias_axis0",  # ∂L/∂b^[l] summed over units, as a column (m, 1)
+    "bias_axis0_row",  # … as a row (1, m)
     "bias_scalar",  # ∂L/∂b^[l] summed to one number
     "output_missing",  # δ^[L] = ∂L/∂a^[L]
     "output_double",  # δ^[L] ⊙ g'(z^[L]) once more
@@ -53,7 +54,7 @@ OUTPUT_KINDS = (
     "target_argmax",
     "target_round",
 )
-BIAS_KINDS = ("bias_axis0", "bias_scalar")
+BIAS_KINDS = ("bias_axis0", "bias_axis0_row", "bias_scalar")
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ def predict(variant: Variant, spec: Spec, params: Mapping[str, Array], X: Array,
         bias = variant.bias_at(layer)
         if bias == "bias_axis0":
             grads[f"b{layer}"] = delta.sum(axis=0, keepdims=True).T
+        elif bias == "bias_axis0_row":
+            grads[f"b{layer}"] = delta.sum(axis=0, keepdims=True)
         elif bias == "bias_scalar":
             grads[f"b{layer}"] = np.asarray(delta.sum())
         else:
@@ -187,6 +190,7 @@ def variants_for(depth: int) -> list[Variant]:
         ("delta_off_by_one", recursion_layers),
         ("derivative_of_a", range(1, depth)),
         ("bias_axis0", range(1, depth + 1)),
+        ("bias_axis0_row", range(1, depth + 1)),
         ("bias_scalar", range(1, depth + 1)),
         ("activation_off_by_one", range(1, depth + 1)),
     ):

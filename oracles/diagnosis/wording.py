@@ -105,6 +105,11 @@ _VARIANT_TEXT: dict[str, tuple[str, str]] = {
         "∂L/∂b^[{l}] sums δ^[{l}] over units (axis 0) instead of over the examples (axis 1){every}; it only "
         "has the right shape when m = n_l.",
     ),
+    "bias_axis0_row": (
+        "bias_axis",
+        "∂L/∂b^[{l}] sums δ^[{l}] over units (axis 0) instead of over the examples (axis 1){every}: a row of "
+        "shape (1, m) instead of a column of shape (n_l, 1).",
+    ),
     "bias_scalar": (
         "bias_axis",
         "∂L/∂b^[{l}] sums δ^[{l}] over every entry to one scalar (a sum without an axis){every}, instead of one "
@@ -160,7 +165,7 @@ def _variant_formula(kind: str, layer: int) -> str:
         return formula_W(layer)
     if kind == "softmax_diagonal":
         return "δ^[L] = J_softmax(z^[L])ᵀ ∂L/∂a^[L],  J = diag(a) − a aᵀ"
-    if kind in ("bias_axis0", "bias_scalar"):
+    if kind in ("bias_axis0", "bias_axis0_row", "bias_scalar"):
         return formula_b(layer)
     if kind == "activation_off_by_one":
         return formula_W(layer)

@@ -9,7 +9,9 @@ The rule, fixed before any measurement and never adjusted per mutant:
   kink), the recursion (transpose, off_by_one, wrong_layer_delta, hidden_derivative, derivative_of_a,
   activation_derivative, leaky_slope), the weight gradient (transpose, off_by_one, wrong_layer_delta,
   batch, regularisation, float32, never_computed), the bias gradient (bias_axis, batch, never_computed),
-  plumbing (off_by_one, wrong_layer_delta, transpose, never_computed, batch).  Any role except the
+  plumbing — the control flow that decides which steps run, in which order (off_by_one,
+  wrong_layer_delta, transpose, never_computed, batch, and a skipped step: hidden_derivative,
+  output_derivative).  Any role except the
   forward pass also admits the value findings sign, scale, normalisation, batch_normalisation, clipped.
   A mutated forward pass changes the function being differentiated: no backward-pass defect describes
   it, so every specific name there is wrong.
@@ -53,7 +55,19 @@ ROLE_KEYS: dict[str, frozenset[str]] = {
     )
     | VALUE_KEYS,
     "bias": frozenset({"bias_axis", "batch", "never_computed"}) | VALUE_KEYS,
-    "plumbing": frozenset({"off_by_one", "wrong_layer_delta", "transpose", "never_computed", "batch"}) | VALUE_KEYS,
+    # Control flow decides which steps run and in which order: a step skipped or repeated is plumbing's.
+    "plumbing": frozenset(
+        {
+            "off_by_one",
+            "wrong_layer_delta",
+            "transpose",
+            "never_computed",
+            "batch",
+            "hidden_derivative",
+            "output_derivative",
+        }
+    )
+    | VALUE_KEYS,
 }
 SPECIFIC = ("defect", "convention", "kink")
 DELTA_ROLES = ("output", "derivative", "recursion")
