@@ -140,4 +140,29 @@ def unexplained(evidence: LossEvidence) -> Diagnosis | None:
         )
         parts.append(f"Where it enters: {entry.text(depth)} ({share}).")
     parts.append(conditions_text(wrong, right))
-    return Diagnosis("unexplained", layer, formula, " ".join(parts), 0.5, (evidence.loss,), kind="unexplained")
+    where = ""
+    if counts:
+        entry = counts.most_common(1)[0][0]
+        where = "output layer" if entry.kind == "output" else ""
+        suspect = _suspect_activation(wrong, right, entry)
+        if suspect:
+            parts.append(
+                f"It enters where {suspect}'(z) is applied and only nets with a {suspect} layer are wrong: the "
+                f"derivative of {suspect} is the first place to look."
+            )
+    return Diagnosis(
+        "unexplained", layer, formula, " ".join(parts), 0.5, (evidence.loss,), kind="unexplained", where=where
+    )
+
+
+def _suspect_activation(wrong: Sequence[Run], right: Sequence[Run], entry: Entry) -> str | None:
+    """An activation whose presence separates wrong from right runs, used at the layer where δ goes wrong."""
+    if entry.kind == "formula":
+        return None
+    exact = separate([r.features for r in wrong], [r.features for r in right])
+    for condition in exact:
+        if condition.other is None and condition.feature.startswith("has ") and condition.value is True:
+            name = condition.feature[4:]
+            if all(name == r.case.spec.activations[entry.layer - 1] for r in wrong if trace_run(r) == entry):
+                return name
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from oracles.diagnosis.signatures import Variant
+from oracles.diagnosis.signatures import OUTPUT_KINDS, Variant
 
 KINDS = ("protocol", "defect", "unexplained", "convention", "kink")  # headline order
 
@@ -28,10 +28,12 @@ class Diagnosis:
     losses: tuple[str, ...] = ()
     kind: str = "defect"
     evidence: str = ""
+    where: str = ""  # overrides "layer l" / "all layers" in the line (e.g. "output layer")
 
     def line(self) -> str:
         if self.kind in ("defect", "unexplained"):
             where = f" (layer {self.layer})" if self.layer is not None else " (all layers)"
+            where = f" ({self.where})" if self.where else where
         else:
             where = ""
         losses = f" [{', '.join(self.losses)}]" if self.losses else ""
@@ -182,7 +184,18 @@ def variant_diagnoses(variant: Variant, depth: int, losses: tuple[str, ...], con
     else:
         layer = depth if every else max(variant.layers or {depth})
     text = template.format(l=layer, h=layer, lm1=layer - 1, every=" (at every layer)" if every else "")
-    found = [Diagnosis(key, layer, _variant_formula(variant.kind, layer), text, confidence, losses)]
+    output = variant.kind in OUTPUT_KINDS
+    found = [
+        Diagnosis(
+            key,
+            layer,
+            _variant_formula(variant.kind, layer),
+            text,
+            confidence,
+            losses,
+            where=f"output layer, L = {layer}" if output else "",
+        )
+    ]
     if variant.bias is not None:
         found += variant_diagnoses(Variant(variant.bias, None), depth, losses, confidence)
     return found
