@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib.util
 import re
 import types
@@ -294,6 +295,11 @@ def _parents(tree: ast.AST) -> dict[int, ast.AST]:
 def mutants_of(base: str, source: str | None = None) -> list[GeneratedMutant]:
     """Every mutant of one base, in a fixed order (walk order of its syntax tree)."""
     text = source if source is not None else (CORPUS / f"{base}.py").read_text(encoding="utf-8")
+    return list(_mutants(base, text))
+
+
+@functools.lru_cache(maxsize=16)
+def _mutants(base: str, text: str) -> tuple[GeneratedMutant, ...]:
     tree = ast.parse(text)
     original = ast.unparse(tree)
     skip = _skipped(tree)
@@ -318,7 +324,7 @@ def mutants_of(base: str, source: str | None = None) -> list[GeneratedMutant]:
             column = int(getattr(node, "col_offset", 0))
             site = Site(base, operator, detail, line, column, _enclosing(spans, line), role)
             found.append(GeneratedMutant(site, mutated))
-    return found
+    return tuple(found)
 
 
 def _apply(tree: ast.AST, index: int, edit: Edit, operator: str) -> str | None:
