@@ -52,8 +52,10 @@ def run_factor(run: Run) -> float | None:
 
 
 # (k, a, b): the constant k·m^a·n_L^b, simplest first.
+# Small integer powers: a 1/m written as ·m, or applied twice, is m² off; the probes vary m and n_L apart.
+POWERS = (-2, -1, 0, 1, 2)
 NORMALISATIONS: list[tuple[float, int, int]] = sorted(
-    ((k, a, b) for k in (1.0, 2.0, 0.5) for a in (-1, 0, 1) for b in (-1, 0, 1) if (k, a, b) != (1.0, 0, 0)),
+    ((k, a, b) for k in (1.0, 2.0, 0.5) for a in POWERS for b in POWERS if (k, a, b) != (1.0, 0, 0)),
     key=lambda t: ((t[0] != 1.0) + (t[1] != 0) + (t[2] != 0), abs(t[1]) + abs(t[2]), t[1] == 0, -t[1], -t[2], t[0]),
 )
 ASKED_CONSTANT: dict[str, tuple[float, int, int]] = {
@@ -69,7 +71,8 @@ def constant_text(k: float, a: int, b: int) -> str:
     top = [] if k < 1 else ([] if k == 1 else [f"{k:g}"])
     bottom = ["2"] if k < 1 else []
     for symbol, power in (("m", a), ("n_L", b)):
-        (top if power > 0 else bottom).extend([symbol] * abs(power))
+        if power:
+            (top if power > 0 else bottom).append(symbol + ("²" if abs(power) == 2 else ""))
     numerator = "·".join(top) or "1"
     if not bottom:
         return numerator
