@@ -13,13 +13,15 @@ suite's own).  The same text (or a dict) works on the command line, in ``check_s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from oracles.guarded import RawCall
 from oracles.subjects import Subject
-from reference_impl.spec import LOSS_NAMES, Spec
+from oracles.supervisor import IsolatedGradients
+from reference_impl.spec import LOSS_NAMES, Array, Params, Spec
 
 SQUARED_LOSSES = frozenset({"mse", "half_sse"})
 CROSS_ENTROPY_LOSSES = frozenset({"bce", "cce"})
@@ -189,23 +191,47 @@ def format_declaration(declared: Mapping[str, str]) -> str:
     return ",".join(f"{loss}={name}" for loss, name in declared.items())
 
 
+def _rescaled(raw: Any, declared: Mapping[str, str], spec: Any, X: Any) -> Any:
+    """A subject's raw answer divided by its declared factor (left alone when it is not a dict of numbers)."""
+    if not isinstance(raw, Mapping):
+        return raw
+    try:
+        k = declared_factor(declared, spec if isinstance(spec, Spec) else Spec.from_dict(spec), int(np.shape(X)[1]))
+    except Exception:  # an unusable spec or batch: leave the answer to the protocol checks
+        return raw
+    out: dict[Any, Any] = {}
+    for name, value in raw.items():
+        array = np.asarray(value)
+        out[name] = array / k if array.dtype.kind in "fiu" else value
+    return out
+
+
+class _DeclaredIsolated(IsolatedGradients):
+    """An isolated subject's gradients seen through its declaration; the guarded call stays in its worker."""
+
+    def __init__(self, inner: IsolatedGradients, declared: Mapping[str, str]) -> None:
+        super().__init__(inner.supervisor)
+        self.declared = dict(declared)
+
+    def __call__(self, spec: Any, params: dict[str, Any], X: Any, Y: Any) -> Any:
+        return _rescaled(super().__call__(spec, params, X, Y), self.declared, spec, X)
+
+    def guarded(
+        self, spec: Spec, params: Params, X: Array, Y: Array, *, repeat: bool, timeout: float | None
+    ) -> RawCall:
+        call = super().guarded(spec, params, X, Y, repeat=repeat, timeout=timeout)
+        return replace(call, raw=_rescaled(call.raw, self.declared, spec, X))
+
+
 def declared_subject(subject: Subject, declared: Mapping[str, str] | None) -> Subject:
     """``subject`` seen through its declaration (gradients divided by the declared factor), so a check or a
     diagnosis looks only for what the declaration does not explain."""
     if not declared:
         return subject
+    if isinstance(subject.gradients, IsolatedGradients):
+        return Subject(subject.name, _DeclaredIsolated(subject.gradients, declared), subject.loss, subject.deltas)
 
     def rescaled(spec: dict[str, Any], params: dict[str, Any], X: Any, Y: Any) -> Any:
-        raw = subject.gradients(spec, params, X, Y)
-        if not isinstance(raw, Mapping):
-            return raw
-        try:
-            k = declared_factor(declared, Spec.from_dict(spec), int(np.shape(X)[1]))
-        except Exception:  # an unusable spec or batch: leave the answer to the protocol checks
-            return raw
-        return {
-            name: np.asarray(value) / k if np.asarray(value).dtype.kind in "fiu" else value
-            for name, value in raw.items()
-        }
+        return _rescaled(subject.gradients(spec, params, X, Y), declared, spec, X)
 
     return Subject(subject.name, rescaled, subject.loss, subject.deltas)

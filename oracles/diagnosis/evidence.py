@@ -231,8 +231,8 @@ def run_probes(subject: Subject, cases: Sequence[Case], timeout: float | None) -
     for case in cases:
         run = run_probe(subject, case, timeout, len(runs), first)
         runs.append(run)
-        if run.failure is not None and run.failure.category == "timeout":
-            return runs, None  # every further probe would wait as long again
+        if run.failure is not None and run.failure.category in ("timeout", "crash"):
+            return runs, None  # every further probe would wait as long again, or restart a worker to die again
     if first is None:
         return runs, None
     params, X, Y = first.arrays()

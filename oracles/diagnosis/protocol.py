@@ -1,8 +1,8 @@
 """Protocol faults first: what went wrong with the calls themselves, each summarised by where it happens.
 
-Faults of the call — timeouts, answers that depend on earlier calls (nondeterminism, stale or
-accumulated state), inputs changed in place, NaN/inf, missing keys, wrong dtypes, exceptions and wrong
-shapes — are named before any numeric model is fitted, and each comes with the region of the case space
+Faults of the call — timeouts, crashes of the subject's worker, answers that depend on earlier calls
+(nondeterminism, stale or accumulated state), inputs changed in place, NaN/inf, missing keys, wrong
+dtypes, exceptions and wrong shapes — are named before any numeric model is fitted, and each comes with the region of the case space
 where it happens ("raises AttributeError on every case where there is a softplus layer, and only there"),
 found by :func:`oracles.diagnosis.features.separate`.  Exceptions and wrong shapes that a numeric model
 predicts exactly are that model's evidence instead (:func:`call_faults` leaves them out).
@@ -27,10 +27,12 @@ from oracles.diagnosis.wording import Diagnosis
 PURE_FORMULA = "gradients(spec, params, X, Y) -> {name: ∂L/∂θ}, a pure function of its inputs"
 SHAPE_FORMULA = "gradients(spec, params, X, Y) -> {name: array shaped like params[name]}"
 CALL_FORMULA = "gradients(spec, params, X, Y) answers for every architecture its SUPPORTS allows"
-HARD = ("timeout", "nondeterminism", "mutation", "nonfinite", "missing", "dtype")
-STOP = ("protocol:timeout", "protocol:nondeterminism", "state")  # no numeric evidence is trustworthy then
+HARD = ("timeout", "crash", "nondeterminism", "mutation", "nonfinite", "missing", "dtype")
+# No numeric evidence is trustworthy then (or none came).
+STOP = ("protocol:timeout", "protocol:crash", "protocol:nondeterminism", "state")
 _TEXT = {
     "timeout": "does not answer in time",
+    "crash": "takes its worker process down (a crash: exit status or signal)",
     "nondeterminism": "answers two identical consecutive calls differently",
     "mutation": "modifies its inputs in place",
     "nonfinite": "returns NaN or inf where every gradient is finite",

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, positive_seconds
 
 DEFAULT_EXAMPLES = 500
 DEFAULT_SEED = 1
@@ -40,6 +40,13 @@ def register(subparsers: Any) -> None:
         help="run these oracles only on every K-th case (e.g. sympy_exact=10); the others run on every case",
     )
     run.add_argument("--resume", action="store_true", help="continue the campaign in DIR without redoing cases")
+    run.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help="seconds per call of a MODULE:ATTR subject before its worker is killed (default 30)",
+    )
     run.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
     run.add_argument("--batch-size", type=int, default=None, metavar="B", help=argparse.SUPPRESS)
     run.set_defaults(func=run_command)
@@ -55,12 +62,18 @@ def register(subparsers: Any) -> None:
     )
     replay.add_argument("--oracles", default=None, metavar="A,B,...", help="oracle names (default: all registered)")
     replay.add_argument("--out", default=None, metavar="DIR", help="take the subject from this campaign directory")
+    replay.add_argument(
+        "--timeout", type=positive_seconds, default=None, metavar="S", help="seconds per call of the subject"
+    )
     replay.set_defaults(func=replay_command)
 
     report = subparsers.add_parser(
         "report",
         help="re-render DIR/report.html from DIR/results.jsonl",
-        description="Re-render the HTML report of a campaign directory (a truncated last JSONL line is ignored).",
+        description=(
+            "Re-render the HTML report of a campaign directory (a truncated last JSONL line is ignored; "
+            "a corrupt line is named, skipped and flagged in the page, and the exit code is 1)."
+        ),
     )
     report.add_argument("directory", metavar="DIR")
     report.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
@@ -107,17 +120,17 @@ def run_command(args: argparse.Namespace) -> int:
     if not scheduler and (args.workers is None or args.workers > 1):
         start_workers_early()  # the workers' imports overlap this process's own start-up
     from reports import campaign
-    from reports.html import write_report
+    from reports.dirlock import DirectoryBusy, exclusive
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory", "io")
     _positive(args.examples, "--examples", allow_zero=True)
     _positive(args.workers, "--workers")
     _positive(args.batch_size, "--batch-size")
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}", "usage")
     oracles = _oracle_list(args.oracles)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory", "io")
     if args.resume:
         stored = campaign.read_campaign(out)
         if stored is None:
@@ -134,8 +147,21 @@ def run_command(args: argparse.Namespace) -> int:
             subsample=_subsample(args.subsample),
         )
     # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
-    campaign.resolve_subject(config.subject)
+    campaign.resolve_subject(config.subject, args.timeout)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    try:
+        # One writer at a time, from the first record to the last byte of the report.
+        with exclusive(out, "run"):
+            return _run_and_report(args, config, out, workers, scheduler)
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+
+
+def _run_and_report(args: argparse.Namespace, config: Any, out: Path, workers: int, scheduler: str | None) -> int:
+    from reports import campaign
+    from reports.html import write_report
+    from reports.resume import QUARANTINE_FILE
+
     try:
         result = campaign.run_campaign(
             config,
@@ -145,9 +171,12 @@ def run_command(args: argparse.Namespace) -> int:
             resume=args.resume,
             batch_size=args.batch_size,
             show_progress=True,
+            timeout=args.timeout,
         )
     except campaign.CampaignError as exc:
         raise UsageError(str(exc), "usage") from None
+    for line in result.quarantined:
+        print(f"backprop-check: {line} moved to {out / QUARANTINE_FILE}; its case was run again", file=sys.stderr)
     report_path = write_report(out)
     if args.junit:
         from reports.junit import write_junit
@@ -195,7 +224,7 @@ def replay_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.out} has no {campaign.CAMPAIGN_FILE}", "io")
         subject_target = subject_target or stored["config"]["subject"]
     subject_target = subject_target or campaign.REFERENCE
-    subject = campaign.resolve_subject(subject_target)
+    subject = campaign.resolve_subject(subject_target, args.timeout)
     case = case_from_index(seed, index)
     records = check_case(case, subject, oracles)
     out = sys.stdout
@@ -236,6 +265,7 @@ def replay_snippet(case: Any, subject_target: str) -> str:
 
 def report_command(args: argparse.Namespace) -> int:
     from reports.campaign import RESULTS_FILE
+    from reports.dirlock import DirectoryBusy, exclusive
     from reports.html import write_report
 
     directory = Path(args.directory)
@@ -244,12 +274,16 @@ def report_command(args: argparse.Namespace) -> int:
     if not (directory / RESULTS_FILE).exists():
         raise UsageError(f"{directory / RESULTS_FILE} does not exist", "io")
     try:
-        path = write_report(directory)
-    except ValueError as exc:  # a corrupt line in the middle of the JSONL
-        raise UsageError(str(exc), "input") from None
-    if args.junit:
-        from reports.junit import write_junit
+        with exclusive(directory, "report"):
+            corrupt: list[str] = []
+            path = write_report(directory, corrupt=corrupt)
+            if args.junit:
+                from reports.junit import write_junit
 
-        write_junit(directory / RESULTS_FILE, Path(args.junit))
+                write_junit(directory / RESULTS_FILE, Path(args.junit))
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+    for line in corrupt:
+        print(f"backprop-check: {line}: skipped; the report flags it", file=sys.stderr)
     print(f"report: {path}")
-    return EXIT_OK
+    return EXIT_FOUND if corrupt else EXIT_OK

@@ -19,11 +19,13 @@ from typing import Any
 from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
-from oracles.registry import get_oracle
-from oracles.subjects import Subject, call_subject, load_subject, subject_supports
+from oracles.registry import OracleOutput, get_oracle
+from oracles.subjects import DEFAULT_TIMEOUT, Subject, call_subject, load_subject, subject_supports
 from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.loss_check import loss_record
 from reference_impl.case import Case
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
+from reports.dirlock import DirectoryBusy, exclusive
 from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
 from reports.records import Record, RecordWriter
 
@@ -52,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument("--out", type=Path, help="write results.jsonl, verify.json and report.html here")
     verify.add_argument("--activations", nargs="+", help="only these activations (intersected with SUPPORTS)")
     verify.add_argument("--losses", nargs="+", help="only these losses (intersected with SUPPORTS)")
-    verify.add_argument("--timeout", type=float, help="seconds per call; the call runs in a killable process")
+    verify.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds per call before the subject's worker process is killed (default {DEFAULT_TIMEOUT:g})",
+    )
     verify.add_argument(
         "--convention",
         help=f"your loss convention, one for every loss or per loss (mse=mean_elements,bce=mean_elements): "
@@ -103,6 +109,9 @@ class VerifyResult:
     failing_cases: list[Case] = field(default_factory=list)
     verdicts: dict[str, FamilyVerdict] = field(default_factory=dict)
     protocol: dict[str, list[str]] = field(default_factory=dict)  # category -> case ids
+    gradient_failing: list[Case] = field(default_factory=list)  # failing cases the diagnosis can look at
+    loss_failures: list[Record] = field(default_factory=list)  # the loss companion's failing records
+    output_bytes: int = 0  # most the subject printed in one call (captured, not shown)
 
 
 def _family(args: argparse.Namespace) -> Family:
@@ -131,6 +140,11 @@ def _declared_factor(declared: Mapping[str, str] | None, case: Case) -> float:
 
 
 def _tally(result: VerifyResult, record: Record) -> None:
+    if record.check == "loss" and record.failed:
+        result.loss_failures.append(record)
+        if not record.blocks:  # the companion raised or returned no number: no block to tally
+            result.verdicts.setdefault("loss", FamilyVerdict()).failed += 1
+            return
     if record.check == "protocol":
         result.protocol.setdefault(record.category or "exception", []).append(record.case_id)
         if record.parameter:
@@ -177,12 +191,21 @@ def verify_subject(
         else:
             factor = _declared_factor(convention, case)
             grads = {name: value / factor for name, value in call.grads.items()}
-            records = compare_to_oracle(case, subject.name, grads, oracle)
+            outputs: dict[str, OracleOutput] = {}
+            records = compare_to_oracle(case, subject.name, grads, oracle, outputs=outputs)
             for record in records:
                 record.elapsed += call.elapsed
-                name = conventions.declared_name(convention or {}, case.spec.loss)
-                if name is not None:
+            if subject.loss is not None:
+                output = outputs.get(oracle.name)
+                records.append(loss_record(case, subject, oracle, output, factor=factor, timeout=timeout))
+            name = conventions.declared_name(convention or {}, case.spec.loss)
+            if name is not None:
+                for record in records:
                     record.extra["convention"] = {"name": name, "factor": factor}
+        if call.output_bytes:
+            result.output_bytes = max(result.output_bytes, call.output_bytes)
+            for record in records:
+                record.extra["subject_output"] = {"bytes": call.output_bytes, "start": call.output}
         for record in records:
             _tally(result, record)
             result.records.append(record)
@@ -190,6 +213,8 @@ def verify_subject(
                 writer.write(record)
         if any(r.failed for r in records):
             result.failing_cases.append(case)
+        if any(r.failed and r.check != "loss" for r in records):
+            result.gradient_failing.append(case)
     return result
 
 
@@ -218,7 +243,8 @@ def run_verify(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
-    subject = load_subject(args.subject)
+    # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
+    subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
     supports = subject_supports(args.subject) or {}
     declared = _check_convention(args.convention or supports.get("convention"), family)
@@ -231,26 +257,35 @@ def run_verify(args: argparse.Namespace) -> int:
         # (measured: 100 cases' torch comparisons 13x slower with two threads on a busy 2-core machine).
         sys.modules["torch"].set_num_threads(1)
     cases = family_cases(family, args.seed, args.examples)
+    if args.out is None:
+        return _verify(args, subject, family, cases, declared)
+    try:
+        with exclusive(args.out, "verify"):
+            return _verify(args, subject, family, cases, declared)
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+
+
+def _verify(
+    args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case], declared: dict[str, str]
+) -> int:
     writer = None
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / RESULTS_FILE).unlink(missing_ok=True)
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
-        result = verify_subject(
-            subject, cases, oracle_name=args.oracle, convention=declared, timeout=args.timeout, writer=writer
-        )
+        result = verify_subject(subject, cases, oracle_name=args.oracle, convention=declared, writer=writer)
     finally:
         if writer is not None:
             writer.close()
     diagnoses: list[Diagnosis] = []
-    if result.failing_cases:
+    if result.gradient_failing:
         diagnoses = diagnose_subject(
             conventions.declared_subject(subject, declared),
-            result.failing_cases[:DIAGNOSIS_CASES],
+            result.gradient_failing[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
-            timeout=args.timeout,
         )
     lines = _render(args, cases, result, diagnoses, conventions.format_declaration(declared) if declared else None)
     print("\n".join(lines))
@@ -287,6 +322,8 @@ def _render(
     if not result.failing_cases:
         note = f" (declared convention: {declared})" if declared else ""
         lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{note}")
+    elif not result.gradient_failing:
+        lines.append(f"diagnosis: loss: the gradients agree with {args.oracle}; the loss companion does not")
     elif diagnoses:
         lines.append(_headline(diagnoses[0]))
         lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
@@ -294,6 +331,13 @@ def _render(
         lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
     for category, ids in sorted(result.protocol.items()):
         lines.append(f"protocol [{category}]: {len(ids)} case(s), first {ids[0]}")
+    if result.loss_failures:
+        first = result.loss_failures[0]
+        lines.append(f"loss [loss]: {len(result.loss_failures)} case(s), first {first.case_id}: {first.message}")
+    if result.output_bytes:
+        lines.append(
+            f"subject output: up to {result.output_bytes} bytes per call, captured (the start is kept in the records)"
+        )
     lines.append("verdict per parameter:")
     for name in sorted(result.verdicts, key=_parameter_order):
         lines.append(result.verdicts[name].line(name))
