@@ -3,9 +3,10 @@
 Faults of the call — timeouts, crashes of the subject's worker, answers that depend on earlier calls
 (nondeterminism, stale or accumulated state), inputs changed in place, NaN/inf, missing keys, wrong
 dtypes, exceptions and wrong shapes — are named before any numeric model is fitted, and each comes with
-the region of the case space where it happens ("raises AttributeError on every case where there is a softplus layer, and only there"),
-found by :func:`oracles.diagnosis.features.separate`.  Exceptions and wrong shapes that a numeric model
-predicts exactly are that model's evidence instead (:func:`call_faults` leaves them out).
+the region of the case space where it happens ("raises AttributeError on every case where there is a
+softplus layer, and only there"), found by :func:`oracles.diagnosis.features.separate`.  Exceptions and
+wrong shapes that a numeric model predicts exactly are that model's evidence instead (:func:`call_faults`
+leaves them out).
 
 NaN/inf where the truth is finite has a slot for a recogniser of numerically unstable formulations: an
 ``explain_nonfinite(runs) -> Diagnosis | None`` in ``oracles.diagnosis.instability``, when that module
