@@ -45,7 +45,9 @@ def test_a_malformed_declaration_is_an_error(text: str) -> None:
 def test_the_book_model_heads_with_its_defect_exits_1_and_passes_where_the_declaration_covers_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, lines = _verify(capsys, BOOK, "--examples", "12", "--seed", "3")
+    # Conventions and the target defect are the point here; stress cases would add the book's unstable
+    # σ division on top (its own test below), so they are switched off.
+    code, lines = _verify(capsys, BOOK, "--examples", "12", "--seed", "3", "--stress", "0")
     assert code == 1
     assert lines[0].startswith("diagnosis: target_handling (output layer"), lines[0]
     assert any("--convention mse=mean_elements,bce=mean_elements" in line for line in lines)
@@ -60,13 +62,35 @@ def test_the_book_model_heads_with_its_defect_exits_1_and_passes_where_the_decla
         "bce",
         "--convention",
         "mse=mean_elements,bce=mean_elements",
+        "--stress",
+        "0",
     )
     assert code == 0, lines
     # … and leaves cce's cases judged by the suite's own convention (its defect still found).
     code, lines = _verify(
-        capsys, BOOK, "--examples", "12", "--losses", "cce", "mse", "--convention", "mse=mean_elements", "--seed", "3"
+        capsys,
+        BOOK,
+        *("--examples", "12", "--losses", "cce", "mse", "--convention", "mse=mean_elements"),
+        *("--seed", "3", "--stress", "0"),
     )
     assert code == 1 and lines[0].startswith("diagnosis: target_handling")
+
+
+def test_the_book_model_is_also_unstable_under_the_default_stress_share(capsys: pytest.CaptureFixture[str]) -> None:
+    # Declared conventions pass its mse/bce gradients on ordinary cases; stress cases expose its σ division.
+    code, lines = _verify(
+        capsys,
+        BOOK,
+        "--examples",
+        "12",
+        "--losses",
+        "mse",
+        "bce",
+        "--convention",
+        "mse=mean_elements,bce=mean_elements",
+    )
+    assert code == 1
+    assert lines[0].startswith("diagnosis: unstable"), lines[0]
 
 
 def test_a_convention_alone_says_on_its_first_line_why_the_exit_code_is_1(
