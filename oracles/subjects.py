@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from oracles.import_path import current_directory_first
 from reference_impl.case import Case
 from reference_impl.spec import Array, Params, Spec
 
@@ -64,10 +65,12 @@ def reference_subject() -> Subject:
 
 
 def load_subject(target: str) -> Subject:
-    """Load ``module:attr``; the attr is a gradients function or an object with ``.gradients``."""
+    """Load ``module:attr`` (the current directory searched first); the attr is a gradients function or an
+    object with ``.gradients``."""
     if ":" not in target:
         raise SubjectLoadError(f"subject must be MODULE:ATTR, got {target!r}")
     module_name, attr = target.split(":", 1)
+    current_directory_first()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is reported, not raised
@@ -90,6 +93,7 @@ def load_subject(target: str) -> Subject:
 def subject_supports(target: str) -> dict[str, Any] | None:
     """The optional ``SUPPORTS`` dict beside a ``MODULE:ATTR`` subject (on the object first, then the module)."""
     module_name, attr = target.split(":", 1)
+    current_directory_first()
     obj: Any = importlib.import_module(module_name)
     found = getattr(obj, "SUPPORTS", None)
     for part in attr.split("."):

@@ -17,6 +17,7 @@ import heapq
 import importlib
 import json
 import math
+import shlex
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -42,6 +43,7 @@ DETAIL_ROWS = 50
 EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("audit.json", "reports.audit.core", "Article audit"),
     ("mutants.json", "reports.mutation_view", "Mutation kill matrix"),
+    ("verify.json", "reports.verify_view", "Verify"),
 )
 
 _ENV = Environment(
@@ -325,10 +327,14 @@ def _exact(value: Any) -> str:
 
 
 def _replay_command(record: Record, campaign: dict[str, Any] | None) -> str:
+    """A command that runs as shown: ``replay_options`` (a verify page's ``--subject … --out …``) when given."""
+    options = (campaign or {}).get("replay_options")
+    if options is not None:
+        return f"backprop-check replay {shlex.quote(record.case_id)}{options}"
     subject_target = (campaign or {}).get("config", {}).get("subject")
     command = f"backprop-check replay {record.case_id}"
     if subject_target and subject_target != "reference":
-        command += f" --subject {subject_target}"
+        command += f" --subject {shlex.quote(subject_target)}"
     return command
 
 
@@ -425,9 +431,19 @@ def _extra_sections(directory: Path | None) -> list[dict[str, Any]]:
 
 
 def render_report(
-    records: Iterable[Record] | ReportData, campaign: dict[str, Any] | None = None, directory: Path | None = None
+    records: Iterable[Record] | ReportData,
+    campaign: dict[str, Any] | None = None,
+    directory: Path | None = None,
+    *,
+    lead: str | None = None,
+    records_file: str = "results.jsonl",
+    sections: bool = True,
 ) -> str:
-    """The report page as a string; ``campaign`` is DIR/campaign.json (seed, config, versions), if any."""
+    """The report page as a string; ``campaign`` is DIR/campaign.json (seed, config, versions), if any.
+
+    ``lead`` (trusted HTML) is a section shown first, before the summary (the verify page's diagnosis);
+    ``sections=False`` leaves out the other features' sections (a verify page is about one subject).
+    """
     start = time.perf_counter()
     data = records if isinstance(records, ReportData) else aggregate(records)
     if campaign is None or "versions" not in campaign:
@@ -475,7 +491,9 @@ def render_report(
         failing_blocks=data.failing_blocks.most_common(12),
         first_wrong=data.first_wrong.most_common(8),
         categories=data.categories.most_common(),
-        extra_sections=_extra_sections(directory),
+        extra_sections=_extra_sections(directory) if sections else [],
+        lead=Markup(lead) if lead else None,
+        records_file=records_file,
         render_seconds=lambda: time.perf_counter() - start,
     )
     return html

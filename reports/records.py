@@ -78,12 +78,18 @@ def jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
+# Fields without a default in Record: a line lacking one is not a record (some other JSON file).
+REQUIRED_FIELDS = ("case_id", "case", "spec", "subject", "oracle", "check", "verdict")
+
+
 def parse_line(path: str | Path, number: int, line: str) -> dict[str, Any]:
-    """One JSONL line as a dict; a corrupt line before the last is an error naming its place."""
+    """One JSONL line as a record dict; a corrupt line, or JSON that is not a record, is an error naming its place."""
     try:
-        data: dict[str, Any] = json.loads(line)
+        data = json.loads(line)
     except json.JSONDecodeError:
         raise ValueError(f"{path}:{number}: corrupt JSONL line") from None
+    if not isinstance(data, dict) or any(key not in data for key in REQUIRED_FIELDS):
+        raise ValueError(f"{path}:{number}: not a backprop-check record ({type(data).__name__} without its fields)")
     return data
 
 
