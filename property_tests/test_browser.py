@@ -126,3 +126,76 @@ def test_report_in_headless_chromium(browser: Any, report: Path) -> None:
     assert requests and all(url.startswith("file://") for url in requests), requests
     assert not problems, problems
     context.close()
+
+
+VERIFY_SUBJECT = """
+from property_tests.mutation.catalogue import MUTANTS
+
+bug = MUTANTS["scale_layer1"]
+SUPPORTS = {"activations": ["tanh", "identity"], "losses": ["mse"], "max_depth": 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def verify_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``verify --out out`` run from a user's folder holding the subject module (not on sys.path)."""
+    import os
+    import shutil
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("verify-page")
+    (folder / "browser_verify_subject.py").write_text(VERIFY_SUBJECT, encoding="utf-8")
+    script = shutil.which("backprop-check")
+    if script is None:
+        pytest.skip("the backprop-check console script is not on PATH")
+    done = subprocess.run(
+        [script, "verify", "browser_verify_subject:bug", "--examples", "4", "--out", "out"],
+        cwd=folder,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stderr
+    return folder / "out" / "verify.html"
+
+
+def test_the_verify_page_leads_with_the_diagnosis_and_its_replay_commands_run(browser: Any, verify_page: Path) -> None:
+    import subprocess
+
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.goto(verify_page.as_uri())
+    page.wait_for_load_state("load")
+
+    header = page.text_content("header") or ""
+    assert "Subject browser_verify_subject:bug" in " ".join(header.split())
+    assert "?" not in header
+    first_section = page.eval_on_selector("main section", "section => section.id")
+    assert first_section == "diagnosis"
+    diagnosis = page.text_content("#diagnosis") or ""
+    assert "FAIL: 4 of 4 cases wrong" in diagnosis and "scale" in diagnosis and "Right formula" in diagnosis
+    verdicts = page.eval_on_selector_all(
+        "#parameter-verdicts tbody tr", "rows => rows.map(r => r.innerText.split('\\t').slice(0, 2).join(' '))"
+    )
+    assert "W1 fail" in verdicts and any(v.startswith("W2") for v in verdicts), verdicts
+    time_card = page.locator(".card", has_text="time").text_content() or ""
+    assert "–" not in time_card and " s" in time_card
+
+    page.select_option("#filter-verdict", "fail")
+    first = page.locator("#discrepancies tbody.entry:not([hidden])").first
+    case_id = first.get_attribute("data-case")
+    first.locator("tr.row").click()
+    command = (first.locator("pre.replay").text_content() or "").strip()
+    assert command.startswith(f"backprop-check replay {case_id} --subject browser_verify_subject:bug --out out")
+    assert not problems, problems
+    page.close()
+
+    # The command runs as shown, from where verify ran.
+    done = subprocess.run(
+        command, shell=True, cwd=verify_page.parent.parent, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"case {case_id}:" in done.stdout and "DISCREPANCIES FOUND" in done.stdout
+    assert "backprop-check: error[" not in done.stderr

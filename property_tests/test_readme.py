@@ -58,13 +58,13 @@ NOT_RUN: dict[str, str] = {
     "python -m pytest": "the suite itself: running it from inside would recurse",
 }
 SMALLER: tuple[tuple[str, str, str], ...] = (
-    (r"--examples \d{3,}", "--examples 12", "campaign size: the commands, not their statistics, are tested here"),
+    (r"--examples \d{3,}", "--examples 6", "campaign size: the commands, not their statistics, are tested here"),
     (r"--count \d+", "--count 3", "fixtures: three cases show the round trip"),
     (r"HYPOTHESIS_PROFILE=thorough", "HYPOTHESIS_PROFILE=ci", "2,500 examples per property take minutes"),
 )
 # Commands whose defaults are large, given small explicit sizes when the README leaves them out.
 DEFAULT_SIZED: tuple[tuple[str, str, str], ...] = (
-    ("backprop-check run ", "--examples", "--examples 12"),  # 500 cases by default
+    ("backprop-check run ", "--examples", "--examples 6"),  # 500 cases by default
     ("backprop-check audit ", "--examples", "--examples 1"),  # 6 instances per setting and reading
     # the whole catalogue, 150 shrinking examples each: a bug and the kink mutant show the same output
     ("backprop-check mutants ", "--mutants", "--mutants transpose_W,relu_prime_at_zero_one --examples 2"),
@@ -250,10 +250,10 @@ def test_the_skip_lists_stay_tiny_and_explained(blocks: list[Block]) -> None:
 
 def test_shrinking_and_not_run_rewrite_only_what_they_name() -> None:
     assert shrink("backprop-check run --examples 500 --seed 1 --out results") == (
-        "backprop-check run --examples 12 --seed 1 --out results"
+        "backprop-check run --examples 6 --seed 1 --out results"
     )
     assert shrink("backprop-check run --subject m:g --out mine      # yours") == (
-        "backprop-check run --subject m:g --out mine --examples 12  # yours"
+        "backprop-check run --subject m:g --out mine --examples 6  # yours"
     )
     assert shrink("bash .ci/install && backprop-check run --out r --examples 3") == (
         "true && backprop-check run --out r --examples 3"

@@ -231,7 +231,7 @@ def _compare(case_id: str, name: str, got: np.ndarray, expected: np.ndarray, rto
     return Finding(case_id, name, block.passed, detail, "" if block.passed else "mismatch")
 
 
-def _entry_fields(entry: Any, seen: set[str]) -> tuple[str, str, list[str], str]:
+def _entry_fields(entry: Any, seen: set[str]) -> tuple[str, Any, list[str], str]:
     """``(id, file, parameters, sha256)`` of one index entry, validated; :class:`_CaseProblem` otherwise."""
     if not isinstance(entry, dict):
         raise _CaseProblem("index", f"index entry is {type(entry).__name__}, expected an object")
@@ -294,7 +294,9 @@ def check_results(fixtures: str | Path, results: str | Path, *, rtol: float = DE
     findings: list[Finding] = []
     seen: set[str] = set()
     for number, entry in enumerate(entries):
-        label = entry.get("id") if isinstance(entry, dict) and isinstance(entry.get("id"), str) else f"entry {number}"
+        label = f"entry {number}"
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str) and _PLAIN_NAME.fullmatch(entry["id"]):
+            label = entry["id"]
         try:
             case_id, file, parameters, sha = _entry_fields(entry, seen)
             seen.add(case_id)

@@ -278,7 +278,11 @@ def _feature_groups(data: ReportData) -> tuple[dict[str, dict[str, np.ndarray]],
 
 
 def heatmap_svg(name: str, values: Sequence[Sequence[float]] | Sequence[float], lo: float, hi: float) -> Markup:
-    """|Δ| of one block as a grid of cells, colour = log10 |Δ| on the shared scale [lo, hi]."""
+    """|Δ| of one block as a grid of cells, colour = log10 |Δ| on the scale [lo, hi].
+
+    ``lo`` is where colour starts (the block's tolerance): a cell below it is white, since rounding noise
+    within the tolerance is not a discrepancy and must not look like one.
+    """
     grid = np.atleast_2d(np.asarray(values, dtype=np.float64))
     if grid.ndim > 2:
         grid = grid.reshape(grid.shape[0], -1)
@@ -297,7 +301,9 @@ def heatmap_svg(name: str, values: Sequence[Sequence[float]] | Sequence[float], 
     for r in range(rows):
         for c in range(cols):
             value = logged[r, c]
-            if np.isfinite(value):
+            if np.isfinite(value) and value < lo:
+                colour = "#ffffff"  # within the tolerance
+            elif np.isfinite(value):
                 t = min(1.0, max(0.0, (value - lo) / span))
                 # white (tiny) -> amber -> dark red (largest |Δ| in the record)
                 red, green, blue = 255 - int(80 * t), int(245 - 200 * t), int(235 - 235 * t)
@@ -398,11 +404,24 @@ def _row(record: Record, position: int, data: ReportData, campaign: dict[str, An
         }
     heat = record.extra.get("abs_diff")
     if row["detailed"] and isinstance(heat, dict) and heat:
-        finite = [float(np.log10(v)) for block in heat.values() for v in np.ravel(np.asarray(block, float)) if v > 0]
-        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-        row["heat_range"] = f"log10 |Δ| from {lo:.1f} (light) to {hi:.1f} (dark); grey = exactly 0"
-        row["heatmaps"] = [heatmap_svg(name, block, lo, hi) for name, block in heat.items()]
+        row["heat_range"], row["heatmaps"] = _heatmaps(record, heat)
     return row
+
+
+def _heatmaps(record: Record, heat: dict[str, Any]) -> tuple[str, list[Markup]]:
+    """Heatmaps on one scale from each block's tolerance (white below it) to the record's largest |Δ|."""
+    largest = max((float(np.max(np.asarray(block, float))) for block in heat.values() if np.size(block)), default=0.0)
+    floors: dict[str, float] = {}
+    for name in heat:
+        tolerance = (record.blocks.get(name) or {}).get("tolerance") or record.tolerance
+        floors[name] = float(np.log10(tolerance)) if tolerance and tolerance > 0 else -16.0
+    lowest = min(floors.values())
+    hi = max(float(np.log10(largest)) if largest > 0 else lowest, lowest + 1.0)
+    text = (
+        f"white: |Δ| within the block's tolerance (10^{lowest:.1f} at the least); from there, light to dark up to "
+        f"the largest |Δ| = 10^{hi:.1f}; grey = exactly 0"
+    )
+    return text, [heatmap_svg(name, block, floors[name], hi) for name, block in heat.items()]
 
 
 def _extra_sections(directory: Path | None) -> list[dict[str, Any]]:

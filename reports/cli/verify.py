@@ -27,7 +27,7 @@ from oracles.verdicts.compare import compare_to_oracle, protocol_record
 from reference_impl.case import Case
 from reference_impl.spec import Spec
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, listed, quiet
-from reports.cli.outdir import OWN_FILES, check_directory, claim_directory
+from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refresh_campaign_report
 from reports.records import Record, RecordWriter
 
 # verify's own files: beside a campaign's results.jsonl/report.html, never over them
@@ -272,8 +272,11 @@ def run_verify(args: argparse.Namespace) -> int:
         from reports.verify_view import write_verify_report
 
         page = write_verify_report(args.out)
+        campaign_page = refresh_campaign_report(args.out)  # a campaign beside: its page gains a Verify section
         if not quiet(args):
             print(f"report: {page}\nrecords: {args.out / RESULTS_FILE}")
+            if campaign_page is not None:
+                print(f"report: {campaign_page} (the campaign's, with this verify run)")
     return EXIT_FOUND if result.failing_cases else EXIT_OK
 
 
