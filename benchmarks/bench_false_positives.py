@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from property_tests.coverage import measure, warn_if_uncovered
-from property_tests.mutation.killmatrix import cheap_oracles, false_positive_campaign
+from property_tests.mutation.false_positives import cheap_oracles, false_positive_campaign
 from reference_impl import case_from_index
 
 CHUNK = 500

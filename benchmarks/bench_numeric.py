@@ -24,8 +24,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from oracles import complex_step, finite_diff, numeric_forward
-from oracles.numeric.forward import flat
+from oracles.numeric import complex_step, finite_diff
+from oracles.numeric.parallel import default_workers, worker_threads
+from oracles.numeric.steps import flat
 from oracles.registry import OracleOutput, all_oracles
 from reference_impl import Case, Spec, case_from_index, gradients
 from reference_impl.spec import Array
@@ -84,7 +85,7 @@ def gradcheck_seconds(spec: Spec, params: dict[str, Array], X: Array, Y: Array, 
 def speed(repeats: int, gradcheck_repeats: int) -> None:
     case = Case(SPEC, batch=16, seed=2024)
     params, X, Y = case.arrays()
-    cores = numeric_forward.default_workers()
+    cores = default_workers()
     torch_default = torch.get_num_threads()
     print(f"architecture {list(SPEC.widths)}, m = 16, tanh, mse, float64: {SPEC.n_parameters} parameters")
     print(f"cores available {cores}; machine load average before the run {os.getloadavg()[0]:.2f}")
@@ -95,7 +96,7 @@ def speed(repeats: int, gradcheck_repeats: int) -> None:
 
     def measure_ours() -> None:
         for workers in sorted({cores, 1}, reverse=True):
-            with numeric_forward.worker_threads(workers):
+            with worker_threads(workers):
                 for label, oracle in (("fd", finite_diff.evaluate), ("cs", complex_step.evaluate)):
                     seconds, output = median_time(lambda oracle=oracle: oracle(SPEC, params, X, Y), repeats)
                     ours.setdefault((label, workers), []).append(seconds)

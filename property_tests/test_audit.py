@@ -28,13 +28,12 @@ from reports.audit.core import (
     compare,
     describe_conditions,
     evaluate_claim,
-    render_page,
-    render_section,
     run_audit,
     run_check,
     setting,
 )
 from reports.audit.instances import networks
+from reports.audit.view import render_page, render_section
 from reports.cli.app import main
 
 

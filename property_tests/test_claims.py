@@ -14,17 +14,9 @@ import numpy as np
 import pytest
 
 from oracles.adapters import article
-from reports.audit.claims import (
-    all_claims,
-    claim_3_2,
-    claim_3_3,
-    claim_3_4,
-    claim_4_1,
-    claim_4_3,
-    recursion_4_3,
-    recursion_no_transpose,
-)
+from reports.audit.catalogue import all_claims
 from reports.audit.core import AMBIGUOUS, CONDITIONS, HOLDS, WRONG, Claim, ClaimResult, evaluate_claim
+from reports.audit.layerwise import claim_4_1, claim_4_3
 from reports.audit.listings import (
     LISTING_5_1,
     LISTING_5_2,
@@ -34,6 +26,8 @@ from reports.audit.listings import (
     printed_numbers,
     run_listing,
 )
+from reports.audit.recursion import recursion_4_3, recursion_no_transpose
+from reports.audit.single_neuron import claim_3_2, claim_3_3, claim_3_4
 from reports.audit.symbolic import recursion_rule, scalar_output_rule
 
 EXAMPLES = 3  # per setting: the grids are what find the conditions; a few instances each suffice here

@@ -147,7 +147,7 @@ def test_extra_sections_are_included_when_their_file_and_renderer_exist(
     records = records_for(reference_subject(), range(2))
     (tmp_path / "audit.json").write_text(json.dumps({"claims": 3}))
     (tmp_path / "mutants.json").write_text(json.dumps({"mutants": 8}))
-    audit = types.ModuleType("reports.audit.core")
+    audit = types.ModuleType("reports.audit.view")
     audit.render_section = lambda data: f"<p id='audit-fragment'>{data['claims']} claims</p>"  # type: ignore[attr-defined]
     mutation = types.ModuleType("reports.mutation_view")
 
@@ -155,7 +155,7 @@ def test_extra_sections_are_included_when_their_file_and_renderer_exist(
         raise RuntimeError("renderer bug")
 
     mutation.render_section = broken  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "reports.audit.core", audit)
+    monkeypatch.setitem(sys.modules, "reports.audit.view", audit)
     monkeypatch.setitem(sys.modules, "reports.mutation_view", mutation)
     page = report_html.render_report(records, None, tmp_path)
     assert "<p id='audit-fragment'>3 claims</p>" in page

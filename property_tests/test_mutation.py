@@ -12,18 +12,13 @@ import pytest
 from oracles.registry import all_oracles
 from oracles.subjects import Subject, reference_subject
 from oracles.verdicts.compare import check_case
+from property_tests.mutation import false_positives
 from property_tests.mutation import killmatrix as mutation
 from property_tests.mutation.catalogue import MUTANTS, Mutant
-from property_tests.mutation.killmatrix import (
-    CURATED,
-    CaseContext,
-    classify_kink,
-    compute_matrix,
-    false_positive_campaign,
-    kink_variants,
-    run_case,
-    smallest_exposing_case,
-)
+from property_tests.mutation.false_positives import false_positive_campaign
+from property_tests.mutation.killmatrix import CURATED, compute_matrix, smallest_exposing_case
+from property_tests.mutation.kinks import classify_kink, kink_sites, kink_variants
+from property_tests.mutation.outcomes import KILLED, KINK, NOT_APPLICABLE, SURVIVED, CaseContext, run_case
 from reference_impl import Case, Spec
 from reports.mutation_view import render_section
 
@@ -48,21 +43,21 @@ def test_the_relu_convention_is_classified_as_a_kink_and_killed_nowhere(
 ) -> None:
     result = matrix["relu_prime_at_zero_one"]
     assert result.ok and not result.killers
-    assert result.cells["torch_autograd"].state == mutation.KINK
+    assert result.cells["torch_autograd"].state == KINK
 
 
 def test_an_unmutated_copy_survives_every_column(matrix: dict[str, mutation.MutantResult]) -> None:
     result = matrix[NO_OP.name]
     assert not result.ok and result.killers == []
     # Numeric oracles bracket kink entries: the reference itself gets kink verdicts there.
-    assert {cell.state for cell in result.cells.values()} <= {mutation.SURVIVED, mutation.KINK, mutation.NOT_APPLICABLE}
-    assert result.cells["torch_autograd"].state == mutation.SURVIVED
+    assert {cell.state for cell in result.cells.values()} <= {SURVIVED, KINK, NOT_APPLICABLE}
+    assert result.cells["torch_autograd"].state == SURVIVED
 
 
 def test_protocol_bugs_are_killed_by_their_own_checks(matrix: dict[str, mutation.MutantResult]) -> None:
-    assert matrix["mutates_inputs"].cells["input_mutation"].state == mutation.KILLED
-    assert matrix["accumulates_across_calls"].cells["repeatability"].state == mutation.KILLED
-    assert matrix["bias_no_keepdims"].cells["protocol"].state == mutation.KILLED
+    assert matrix["mutates_inputs"].cells["input_mutation"].state == KILLED
+    assert matrix["accumulates_across_calls"].cells["repeatability"].state == KILLED
+    assert matrix["bias_no_keepdims"].cells["protocol"].state == KILLED
     assert matrix["transposed_gradient_buffer"].killers == ["protocol"]
     # Only the warm-up call makes a memoised forward pass visible to the oracles.
     assert "torch_autograd" in matrix["stale_forward"].killers
@@ -72,15 +67,15 @@ def test_a_one_entry_scale_of_1e_minus_9_is_killed_by_the_precise_oracle_only(
     matrix: dict[str, mutation.MutantResult],
 ) -> None:
     cells = matrix["scale_one_entry"].cells
-    assert cells["torch_autograd"].state == mutation.KILLED
+    assert cells["torch_autograd"].state == KILLED
     if "finite_diff" in cells:  # central differences cannot resolve 1e-9
-        assert cells["finite_diff"].state != mutation.KILLED
+        assert cells["finite_diff"].state != KILLED
 
 
 def test_kink_classification_needs_the_mismatch_to_be_a_slope_choice_at_an_exact_kink() -> None:
     assert KINK_CASE.problem.kink_sites
     variants = kink_variants(KINK_CASE)
-    assert len(variants) == 2 ** len(mutation.kink_sites(KINK_CASE))
+    assert len(variants) == 2 ** len(kink_sites(KINK_CASE))
     for name, expected in [("relu_prime_at_zero_one", "kink"), ("scale_layer1", "fail"), ("transpose_W", "fail")]:
         mutant = MUTANTS[name]
         records = [
@@ -104,12 +99,12 @@ def test_a_single_case_run_reports_every_column() -> None:
     oracles = all_oracles()
     outcomes = run_case(MUTANTS["output_delta_sign"], CaseContext.build(CURATED[0], oracles))
     assert set(outcomes) == set(mutation.columns_for(oracles))
-    assert outcomes["torch_autograd"].state == mutation.KILLED
-    assert outcomes["protocol"].state == mutation.SURVIVED
+    assert outcomes["torch_autograd"].state == KILLED
+    assert outcomes["protocol"].state == SURVIVED
 
 
 def test_shrinking_finds_the_smallest_non_square_network_for_the_transposed_buffer() -> None:
-    smallest = smallest_exposing_case(MUTANTS["transposed_gradient_buffer"], "protocol", mutation.KILLED, {}, 60)
+    smallest = smallest_exposing_case(MUTANTS["transposed_gradient_buffer"], "protocol", KILLED, {}, 60)
     assert smallest is not None
     assert smallest.spec.depth == 1 and smallest.spec.widths[0] != smallest.spec.widths[1]
     assert smallest.spec.n_parameters <= 4
@@ -124,7 +119,7 @@ def test_diagnosis_is_not_applicable_until_the_diagnoser_exists(monkeypatch: pyt
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(mutation.importlib, "import_module", lambda name: no_diagnoser(name))
-    assert mutation.diagnose(MUTANTS["output_delta_sign"], 0)["status"] == mutation.NOT_APPLICABLE
+    assert mutation.diagnose(MUTANTS["output_delta_sign"], 0)["status"] == NOT_APPLICABLE
 
 
 def test_the_reference_gives_no_false_positive_over_a_ci_sized_campaign() -> None:
@@ -139,7 +134,7 @@ def test_a_false_positive_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
         grads = reference_subject().gradients(spec, params, X, Y)
         return {k: v * (1 + 1e-8) for k, v in grads.items()}
 
-    monkeypatch.setattr(mutation, "reference_subject", lambda: Subject("perturbed", off_by_a_little))
+    monkeypatch.setattr(false_positives, "reference_subject", lambda: Subject("perturbed", off_by_a_little))
     result = false_positive_campaign(3, seed=3, oracle_names=["torch_autograd"])
     assert len(result.failures) == 3
 
@@ -192,8 +187,8 @@ def test_the_protocol_checks_work_without_the_subjects_guard(monkeypatch: pytest
     monkeypatch.delattr(subjects, "invoke", raising=False)
     context = CaseContext.build(CURATED[2], {})
     columns = ["input_mutation", "repeatability", "protocol"]
-    assert run_case(MUTANTS["mutates_inputs"], context, columns)["input_mutation"].state == mutation.KILLED
-    assert run_case(MUTANTS["accumulates_across_calls"], context, columns)["repeatability"].state == mutation.KILLED
-    assert run_case(MUTANTS["bias_no_keepdims"], context, columns)["protocol"].state == mutation.KILLED
+    assert run_case(MUTANTS["mutates_inputs"], context, columns)["input_mutation"].state == KILLED
+    assert run_case(MUTANTS["accumulates_across_calls"], context, columns)["repeatability"].state == KILLED
+    assert run_case(MUTANTS["bias_no_keepdims"], context, columns)["protocol"].state == KILLED
     clean = run_case(MUTANTS["scale_layer1"], context, columns)
-    assert {o.state for o in clean.values()} == {mutation.SURVIVED}
+    assert {o.state for o in clean.values()} == {SURVIVED}

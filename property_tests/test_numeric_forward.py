@@ -7,15 +7,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from oracles.numeric.forward import (
-    EPS,
-    activate,
-    base_tape,
-    complex_step_entries,
-    direction_losses,
-    entry_losses,
-    loss_values,
-)
+from oracles.numeric.functions import activate, loss_values
+from oracles.numeric.imaginary import complex_step_entries
+from oracles.numeric.perturbed import direction_losses, entry_losses
+from oracles.numeric.steps import EPS
+from oracles.numeric.tape import base_tape
 from oracles.verdicts.rounding_scale import magnitudes
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients, loss
@@ -84,21 +80,21 @@ def _whole_block_against_recomputation(spec: Spec, params: dict[str, np.ndarray]
 def test_the_exponential_series_path_equals_recomputation(
     hidden: str, output: str, loss_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from oracles.numeric import forward as numeric_forward
+    from oracles.numeric import perturbed
 
     # Fan-in ≥ SERIES_MIN_RUN: whole rows of W1/W2 take the series path into a folded hidden layer 2
     # or, for W2, into a tanh/sigmoid output under mse/half_sse.
     spec = Spec((20, 24, 20, 3), (hidden, hidden, output), loss_name)
     params, X, Y = Case(spec, batch=5, seed=3).arrays()
     taken = {"n": 0}
-    original = numeric_forward._shifted_activation
+    original = perturbed.shifted_activation
 
     def counting(*args: np.ndarray) -> np.ndarray | None:
         r = original(*args)
         taken["n"] += r is not None
         return r
 
-    monkeypatch.setattr(numeric_forward, "_shifted_activation", counting)
+    monkeypatch.setattr(perturbed, "shifted_activation", counting)
     _whole_block_against_recomputation(spec, params, X, Y)
     assert taken["n"] > 0
 
@@ -116,7 +112,7 @@ def test_the_exponential_series_path_deep_in_saturation() -> None:
 def test_the_series_term_count_meets_its_bound(x_max: float) -> None:
     import mpmath
 
-    from oracles.numeric.forward import exp_series_terms
+    from oracles.numeric.series import exp_series_terms
 
     count = exp_series_terms(x_max)
     assert count is not None
@@ -129,7 +125,7 @@ def test_the_series_term_count_meets_its_bound(x_max: float) -> None:
 
 
 def test_the_series_declines_large_and_non_finite_steps() -> None:
-    from oracles.numeric.forward import exp_series_terms
+    from oracles.numeric.series import exp_series_terms
 
     assert exp_series_terms(0.1) is None
     assert exp_series_terms(float("nan")) is None
@@ -219,23 +215,25 @@ def test_complex_losses_from_logits_are_finite_when_saturated() -> None:
 
 
 def test_a_whole_block_is_one_batch_not_a_python_loop_per_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oracles.numeric import forward as numeric_forward
+    from oracles.numeric import parallel, perturbed, tape
 
     spec = Spec((20, 30, 25, 3), ("tanh", "sigmoid", "identity"), "mse")
     params, X, Y = Case(spec, batch=4, seed=1).arrays()
     calls = {"n": 0}
-    original = numeric_forward.activate
+    original = perturbed.activate
 
     def counting(name: str, z: np.ndarray, zero_active: bool = False) -> np.ndarray:
         calls["n"] += 1
         return original(name, z, zero_active)
 
-    monkeypatch.setattr(numeric_forward, "activate", counting)
+    # The base pass and the propagation call it from the tape module, the perturbed layer from perturbed.
+    for module in (tape, perturbed):
+        monkeypatch.setattr(module, "activate", counting)
     size = params["W1"].size  # 600 entries, ± steps: 1,200 perturbed losses
     steps = np.concatenate([np.full(size, 1e-5), np.full(size, -1e-5)])
-    numeric_forward.entry_losses(spec, params, X, Y, "W1", np.tile(np.arange(size), 2), steps)
+    perturbed.entry_losses(spec, params, X, Y, "W1", np.tile(np.arange(size), 2), steps)
     # One call per layer per chunk of perturbations (and the base pass), never one per perturbation.
-    per_chunk = numeric_forward._chunk_size(spec, 1, X.shape[1], 2 * size)
+    per_chunk = parallel.chunk_size(spec, 1, X.shape[1], 2 * size)
     chunks = -(-2 * size // per_chunk)
     assert calls["n"] <= spec.depth * (1 + chunks) < 2 * size
 
@@ -301,17 +299,17 @@ def test_the_convention_at_an_exact_zero_is_honoured_by_both_paths() -> None:
 
 
 def test_a_planted_slope_error_of_1e_minus_12_breaks_the_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
-    from oracles.numeric import forward as numeric_forward
+    from oracles.numeric import imaginary
 
     case = Case(Spec((3, 5, 4, 2), ("tanh", "sigmoid", "identity"), "mse"), batch=4, seed=9)
     assert _fast_versus_generic(case) <= 1.0
-    original = numeric_forward.imaginary_slope
+    original = imaginary.imaginary_slope
 
     def off_by_a_little(name: str, z: np.ndarray, zero_active: bool = False) -> np.ndarray | None:
         slope = original(name, z, zero_active)
         return slope * (1.0 + 1e-12) if slope is not None and name == "sigmoid" else slope
 
-    monkeypatch.setattr(numeric_forward, "imaginary_slope", off_by_a_little)
+    monkeypatch.setattr(imaginary, "imaginary_slope", off_by_a_little)
     assert _fast_versus_generic(case) > 1.0
 
 
@@ -331,7 +329,7 @@ def test_a_real_shift_takes_full_complex_arithmetic() -> None:
 @settings(max_examples=20)
 @given(cases())
 def test_results_do_not_depend_on_the_number_of_worker_threads(case: Case) -> None:
-    from oracles.numeric import forward as numeric_forward
+    from oracles.numeric import parallel
 
     params, X, Y = case.arrays()
     name = case.spec.parameter_names[0]
@@ -341,8 +339,8 @@ def test_results_do_not_depend_on_the_number_of_worker_threads(case: Case) -> No
     results = []
     for workers in (1, 2, 3):
         # Tiny chunks, so that even these small blocks are split across the threads.
-        with numeric_forward.worker_threads(workers), pytest.MonkeyPatch.context() as patch:
-            patch.setattr(numeric_forward, "CHUNK_ELEMENTS", 8)
+        with parallel.worker_threads(workers), pytest.MonkeyPatch.context() as patch:
+            patch.setattr(parallel, "CHUNK_ELEMENTS", 8)
             real = entry_losses(case.spec, params, X, Y, name, indices, real_steps).losses
             imaginary = complex_step_entries(case.spec, params, X, Y, name, indices)
         results.append((real, imaginary))
@@ -352,15 +350,15 @@ def test_results_do_not_depend_on_the_number_of_worker_threads(case: Case) -> No
 
 
 def test_worker_threads_rejects_zero() -> None:
-    from oracles.numeric import forward as numeric_forward
+    from oracles.numeric import parallel
 
-    with pytest.raises(ValueError, match="at least 1"), numeric_forward.worker_threads(0):
+    with pytest.raises(ValueError, match="at least 1"), parallel.worker_threads(0):
         pass
 
 
 @pytest.mark.parametrize("rows", [[0, 0, 0, 2, 2, 1], [3, 1, 0, 2, 1, 3, 0, 2, 1, 0, 3, 2]])
 def test_outer_rows_equals_the_explicit_products(rows: list[int]) -> None:
-    from oracles.numeric.forward import outer_rows
+    from oracles.numeric.tape import outer_rows
 
     rng = np.random.default_rng(8)
     W = rng.standard_normal((5, 4))

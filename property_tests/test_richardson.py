@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 
 from oracles.numeric import richardson
-from oracles.numeric.forward import EPS
+from oracles.numeric.steps import EPS
 from oracles.verdicts.compare import check_case
 from property_tests.numeric_helpers import full_records, perturbed_subject
 from property_tests.strategies import cases

@@ -6,7 +6,7 @@ passing records closest to their tolerance, with per-layer detail (|Δ| heatmaps
 at the worst entry, the replay command) for the first ``DETAIL_ROWS`` rows.  Plots are static inline SVG;
 sorting, filtering and expanding rows is a few lines of inline JavaScript.
 
-Other features add sections: when ``DIR/audit.json`` (``reports.audit.core.render_section``) or
+Other features add sections: when ``DIR/audit.json`` (``reports.audit.view.render_section``) or
 ``DIR/mutants.json`` (``reports.mutation_view.render_section``) exist and their renderer imports, their HTML
 fragment is included.  :func:`page` is the shared shell (CSS, layout) for standalone pages.
 """
@@ -41,7 +41,7 @@ CLOSEST_PASSES = 25
 DETAIL_ROWS = 50
 # (file in the campaign directory, module, section title): optional sections written by other features.
 EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
-    ("audit.json", "reports.audit.core", "Article audit"),
+    ("audit.json", "reports.audit.view", "Article audit"),
     ("mutants.json", "reports.mutation_view", "Mutation kill matrix"),
     ("verify.json", "reports.verify_view", "Verify"),
 )

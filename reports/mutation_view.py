@@ -8,7 +8,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from property_tests.mutation.killmatrix import KILLED, KINK, NOT_APPLICABLE, SURVIVED
+from property_tests.mutation.outcomes import KILLED, KINK, NOT_APPLICABLE, SURVIVED
 from reports.html import page
 
 _SYMBOL = {KILLED: "X", KINK: "k", SURVIVED: ".", NOT_APPLICABLE: "-"}

@@ -1,7 +1,7 @@
 """Complex step: ∂L/∂θ_i = Im L(θ + i·h·e_i)/h with h = 1e-20, accurate to rounding.
 
 No difference of two nearby losses is taken, so there is no cancellation and h can be tiny: the
-truncation error is O(h²) ≈ 1e-40.  Every activation and loss of :mod:`oracles.numeric.forward` is
+truncation error is O(h²) ≈ 1e-40.  Every activation and loss of :mod:`oracles.numeric.functions` is
 written for complex arguments; relu/leaky_relu choose their branch by the real part, which the step
 never changes, so at a pre-activation exactly on 0 the complex step gives the suite's convention
 (relu'(0) = 0, leaky_relu'(0) = 0.01).  Entries whose derivative depends on that choice are flagged
@@ -11,7 +11,7 @@ entry whose value changes is bracketed by the one-sided derivatives, computed as
 
 Evaluation: a purely imaginary step leaves every real part at the base forward pass, so only the
 imaginary parts are propagated, layer by layer, for each perturbation
-(:func:`oracles.numeric.forward.imaginary_step_losses`).  This is forward-mode differentiation in
+(:func:`oracles.numeric.imaginary.imaginary_step_losses`).  This is forward-mode differentiation in
 effect, with each function's derivative given by the imaginary part of its complex extension; a
 property test holds it equal to the full complex evaluation to a few ulps.  Its independence from
 the subject is that of a separate forward-mode derivation (no δ recursion, no transposed weights), not
@@ -27,15 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from oracles.numeric.forward import (
-    COMPLEX_STEP,
-    base_tape,
-    complex_step_entries,
-    direction_losses,
-    has_kinked_zeros,
-)
+from oracles.numeric.imaginary import COMPLEX_STEP, complex_step_entries
+from oracles.numeric.kink_brackets import KinkCollector, bracket
+from oracles.numeric.perturbed import direction_losses
+from oracles.numeric.tape import base_tape, has_kinked_zeros
 from oracles.registry import Oracle, OracleOutput, register
-from oracles.verdicts.kinks import KinkCollector, bracket
 from reference_impl.spec import Array, Params, Spec
 
 NAME = "complex_step"

@@ -5,13 +5,13 @@ O(eps·L/h) rounding of the loss difference; the division makes it a step of ∛
 inputs (which scale the curvature along W[j, k]) do not inflate the truncation.  The perturbation is
 applied to ``z^[l]`` directly (``h·a^[l-1][k, :]``), so the step taken is exactly ``h`` with no
 representation error in θ + h.  All entries of a block are
-evaluated in batches by :mod:`oracles.numeric.forward` (no Python loop per parameter; only layers from
+evaluated in batches by :mod:`oracles.numeric.perturbed` (no Python loop per parameter; only layers from
 the perturbed one onward are recomputed).
 
 Per-entry error estimate: the rounding of the loss difference, ``eps·(|L+| + |L−| + 2|L|)·(depth+1)/2h``.
 The O(h²) truncation is covered by the tolerance row's rtol (1e-7).  Kinks: an entry whose ±h
 perturbation crosses a relu/leaky_relu kink is flagged and bracketed by its one-sided differences
-(see :mod:`oracles.verdicts.kinks`).
+(see :mod:`oracles.numeric.kink_brackets`).
 """
 
 from __future__ import annotations
@@ -22,17 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from oracles.numeric.forward import (
-    EPS,
-    base_tape,
-    block_losses,
-    cbrt_eps_step,
-    difference_rounding,
-    direction_losses,
-    input_scale,
-)
+from oracles.numeric.kink_brackets import KinkCollector
+from oracles.numeric.perturbed import block_losses, direction_losses
+from oracles.numeric.steps import EPS, cbrt_eps_step, difference_rounding, input_scale
+from oracles.numeric.tape import base_tape
 from oracles.registry import Oracle, OracleOutput, register
-from oracles.verdicts.kinks import KinkCollector
 from reference_impl.spec import Array, Params, Spec
 
 NAME = "finite_diff"

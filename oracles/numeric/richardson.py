@@ -13,7 +13,7 @@ smallest estimate; its estimate (plus the amplified rounding of the loss differe
 
 Steps that cross a relu/leaky_relu kink are not one smooth branch: tableau elements that use them are
 discarded.  An entry left without an extrapolated element (its two smallest steps cross) is a kink,
-bracketed like central differences (:mod:`oracles.verdicts.kinks`).
+bracketed like central differences (:mod:`oracles.numeric.kink_brackets`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from oracles.numeric.forward import EPS, base_tape, block_losses, difference_rounding, direction_losses, input_scale
+from oracles.numeric.kink_brackets import KinkCollector
+from oracles.numeric.perturbed import block_losses, direction_losses
+from oracles.numeric.steps import EPS, difference_rounding, input_scale
+from oracles.numeric.tape import base_tape
 from oracles.registry import Oracle, OracleOutput, register
-from oracles.verdicts.kinks import KinkCollector
 from reference_impl.spec import Array, Params, Spec
 
 NAME = "richardson"

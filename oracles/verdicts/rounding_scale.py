@@ -21,7 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from oracles.numeric.forward import base_tape, imaginary_slope
+from oracles.numeric.imaginary import imaginary_slope
+from oracles.numeric.tape import base_tape
 from reference_impl.case import Case
 from reference_impl.spec import Array, Spec
 

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from oracles.numeric.forward import EPS, base_tape, direction_losses
+from oracles.numeric.perturbed import direction_losses
+from oracles.numeric.steps import EPS
+from oracles.numeric.tape import base_tape
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.records import Record
 from reference_impl.case import Case

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from oracles.adapters import article
 from oracles.registry import all_oracles
 from reference_impl.spec import Array, Spec
-from reports.audit.claims import both, elementwise_derivative
+from reports.audit.checks import both, elementwise_derivative
 from reports.audit.core import Claim, Instance, Outcome, Reading, Setting, compare, setting
 from reports.audit.instances import BATCHES, PAIRINGS, networks, pairing_label, parse_pairing
 from reports.audit.truth import batch_normaliser

@@ -38,8 +38,9 @@ def register(subparsers: Any) -> None:
 
 
 def audit_command(args: Any) -> int:
-    from reports.audit.claims import UNCHECKED, all_claims
-    from reports.audit.core import DEFAULT_EXAMPLES, render_page, run_audit
+    from reports.audit.catalogue import UNCHECKED, all_claims
+    from reports.audit.core import DEFAULT_EXAMPLES, run_audit
+    from reports.audit.view import render_page
 
     examples = DEFAULT_EXAMPLES if args.examples is None else args.examples
     if examples < 1:
