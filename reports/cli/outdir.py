@@ -30,9 +30,12 @@ def check_directory(directory: Path, command: str, names: Iterable[str] | None =
     taken = [name for name in wanted if (directory / name).exists()]
     if taken:
         shown = ", ".join(taken[:3]) + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+        resume = ""
+        if command == "run":
+            resume = f"; to continue that campaign: backprop-check run {flag} {directory} --resume"
         raise UsageError(
             f"{directory} already holds {shown}; {command} never writes over results: "
-            f"choose another {flag} or move them away",
+            f"choose another {flag} or move them away{resume}",
             "usage",
         )
 
