@@ -11,8 +11,11 @@ defines is then called, as pytest would.
 To keep this honest and cheap, three explicit tables, each entry with its reason:
 
 - ``NOT_RUN``: commands that cannot run inside the suite, replaced by ``true``.  Keep it tiny.
-- ``SMALLER``: sizes shrunk (``--examples 500`` -> a dozen); the command is otherwise the README's.
+- ``CAPS``/``SMALLER``: sizes shrunk (``--examples 500`` -> 6); the command is otherwise the README's.
 - ``PYTHON_PLACEHOLDERS``: the body a user writes (``...  # your backprop``) -> a call of the reference.
+
+Every command must exit 0 with no ``error[`` line, except those in ``EXPECTED_EXIT`` (a planted bug is
+found: exit 1).
 
 A block that only illustrates (not meant to be typed) is marked in the README on the line before its
 fence with ``<!-- readme-test: skip: REASON -->``; :func:`test_the_skip_lists_stay_tiny_and_explained`
@@ -37,7 +40,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-# What a clone holds that the commands use (caches and results are not copied).
+# What a clone holds, when git cannot list it (caches and results are never copied).
 PROJECT_ENTRIES = (
     "README.md",
     "pyproject.toml",
@@ -57,9 +60,9 @@ NOT_RUN: dict[str, str] = {
     "bash .ci/install": "installs packages over the network; the suite already runs in an installed environment",
     "python -m pytest": "the suite itself: running it from inside would recurse",
 }
+# Sizes capped: the commands, not their statistics, are tested here.
+CAPS: dict[str, int] = {"--examples": 6, "--count": 3, "--cases": 20, "--shrink-examples": 20}
 SMALLER: tuple[tuple[str, str, str], ...] = (
-    (r"--examples \d{3,}", "--examples 6", "campaign size: the commands, not their statistics, are tested here"),
-    (r"--count \d+", "--count 3", "fixtures: three cases show the round trip"),
     (r"HYPOTHESIS_PROFILE=thorough", "HYPOTHESIS_PROFILE=ci", "2,500 examples per property take minutes"),
 )
 # Commands whose defaults are large, given small explicit sizes when the README leaves them out.
@@ -143,6 +146,8 @@ def readme_blocks(text: str) -> list[Block]:
 
 
 def shrink(text: str) -> str:
+    for flag, cap in CAPS.items():
+        text = re.sub(rf"{flag}(=| +)(\d+)", lambda m, f=flag, c=cap: f"{f}{m[1]}{min(int(m[2]), c)}", text)
     for pattern, replacement, _ in SMALLER:
         text = re.sub(pattern, replacement, text)
     for prefix, flag, added in DEFAULT_SIZED:
@@ -171,15 +176,38 @@ def bash_commands(block: Block) -> list[Command]:
     return commands
 
 
+def clone_files() -> list[str] | None:
+    """What a fresh clone holds: tracked files plus new ones not ignored (None when git cannot say)."""
+    try:
+        listed = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [name for name in listed.stdout.decode().split("\0") if name]
+    return names or None
+
+
 def project_copy(target: Path) -> Path:
     """The project files (what a fresh clone holds), plus the placeholder modules, under ``target``."""
-    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache", "*.egg-info")
-    for entry in PROJECT_ENTRIES:
-        source = ROOT / entry
-        if source.is_dir():
-            shutil.copytree(source, target / entry, ignore=ignore)
-        elif source.is_file():
-            shutil.copy2(source, target / entry)
+    names = clone_files()
+    if names is not None:
+        for name in names:
+            source = ROOT / name
+            if source.is_file():  # a tracked file deleted in the working tree is not in a clone either
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target / name)
+    else:
+        ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", ".mypy_cache", ".ruff_cache", "*.egg-info")
+        for entry in PROJECT_ENTRIES:
+            source = ROOT / entry
+            if source.is_dir():
+                shutil.copytree(source, target / entry, ignore=ignore)
+            elif source.is_file():
+                shutil.copy2(source, target / entry)
     for relative, content in PLACEHOLDER_FILES.items():
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,6 +279,10 @@ def test_the_skip_lists_stay_tiny_and_explained(blocks: list[Block]) -> None:
 def test_shrinking_and_not_run_rewrite_only_what_they_name() -> None:
     assert shrink("backprop-check run --examples 500 --seed 1 --out results") == (
         "backprop-check run --examples 6 --seed 1 --out results"
+    )
+    assert (
+        shrink("backprop-check verify m:g --examples 3 --count=40")
+        == "backprop-check verify m:g --examples 3 --count=3"
     )
     assert shrink("backprop-check run --subject m:g --out mine      # yours") == (
         "backprop-check run --subject m:g --out mine --examples 6  # yours"
