@@ -107,6 +107,21 @@ def test_run_examples_zero_is_an_error_not_a_pass(tmp_path: Path, capsys: pytest
     assert not (tmp_path / "empty").exists()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["verify", "reference_impl:gradients", "--seed", "-1"],
+        ["fixtures", "export", "never-written", "--seed", "-1"],
+        ["run", "--seed", "-1", "--out", "never-written"],
+        ["mutants", "--seed", "-1"],
+    ],
+)
+def test_a_negative_seed_is_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert "--seed must be non-negative" in _one_error(capsys, "usage")
+    assert not Path("never-written").exists()
+
+
 def test_verify_out_a_file_is_an_io_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "a-file"
     target.write_text("keep me")

@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_fixtures_export(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
     family = Family().restricted(listed(args.activations), listed(args.losses))
     if args.max_depth is not None:
         if args.max_depth < 1:

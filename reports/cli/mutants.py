@@ -77,11 +77,11 @@ def mutants_command(args: Any) -> int:
     from reports.mutation_view import figure_line, render_page, render_text
 
     if args.examples < 0:
-        raise UsageError(f"--examples must be ≥ 0, got {args.examples}", "usage")
+        raise UsageError(f"--examples must be non-negative, got {args.examples}", "usage")
     if args.shrink_examples < 0:
-        raise UsageError(f"--shrink-examples must be ≥ 0, got {args.shrink_examples}", "usage")
+        raise UsageError(f"--shrink-examples must be non-negative, got {args.shrink_examples}", "usage")
     if args.seed < 0:
-        raise UsageError(f"--seed must be ≥ 0, got {args.seed}", "usage")
+        raise UsageError(f"--seed must be non-negative, got {args.seed}", "usage")
     registered = all_oracles()
     mutant_names = _names(joined(args.mutants), dict(MUTANTS), "--mutants")
     oracle_names = _names(joined(args.oracles), registered, "--oracles")

@@ -226,6 +226,8 @@ def run_verify(args: argparse.Namespace) -> int:
         raise UsageError("--examples must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.out is not None:
         check_directory(args.out, "verify")  # refuse before any work; create it once the inputs are good
     subject = load_subject(args.subject)
