@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,9 +145,13 @@ def readme_blocks(text: str) -> list[Block]:
     return blocks
 
 
+def _capped(cap: int) -> Callable[[re.Match[str]], str]:
+    return lambda found: f"{found[1]}{found[2]}{min(int(found[3]), cap)}"
+
+
 def shrink(text: str) -> str:
     for flag, cap in CAPS.items():
-        text = re.sub(rf"{flag}(=| +)(\d+)", lambda m, f=flag, c=cap: f"{f}{m[1]}{min(int(m[2]), c)}", text)
+        text = re.sub(rf"({flag})(=| +)(\d+)", _capped(cap), text)
     for pattern, replacement, _ in SMALLER:
         text = re.sub(pattern, replacement, text)
     for prefix, flag, added in DEFAULT_SIZED:
