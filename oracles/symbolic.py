@@ -26,9 +26,10 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sympy
+if TYPE_CHECKING:
+    import sympy
 
 Expr = Any  # a sympy.Expr or a symengine.Basic: neither library ships type information
 Matrix = list[list[Expr]]  # rows[unit][example], shape (n, m)
@@ -323,7 +324,13 @@ LOSSES: dict[str, SymbolicLoss] = {
 # ---- identity proofs -----------------------------------------------------------------------------
 
 
+# SymPy is imported where the proofs need it, not with this module: the exact oracle only uses the twins
+# (with SymEngine), and importing SymPy costs every campaign worker and ``verify`` about a second.
+
+
 def _simplifies_to_zero(expr: sympy.Expr) -> bool:
+    import sympy
+
     if expr == 0:
         return True
     for attempt in (
@@ -339,6 +346,8 @@ def _simplifies_to_zero(expr: sympy.Expr) -> bool:
 
 def _kinks_of(expr: sympy.Expr, variable: sympy.Symbol) -> set[sympy.Expr]:
     """Points where a branch of ``expr`` switches: roots of Piecewise conditions, Max/Min and Abs arguments."""
+    import sympy
+
     points: set[sympy.Expr] = set()
     for node in sympy.preorder_traversal(expr):
         candidates: list[sympy.Expr] = []
@@ -354,7 +363,10 @@ def _kinks_of(expr: sympy.Expr, variable: sympy.Symbol) -> set[sympy.Expr]:
     return points
 
 
-_BRANCHES = (sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign)
+def _branches() -> tuple[type, ...]:
+    import sympy
+
+    return (sympy.Piecewise, sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.sign)
 
 
 def is_identity(
@@ -368,8 +380,10 @@ def is_identity(
     ``at_kinks=False`` proves the identity on the open intervals only (for a derivative that SymPy
     itself leaves undetermined at a kink, such as Heaviside(0) from d/dz Max(z, 0)).
     """
+    import sympy
+
     diff = sympy.sympify(lhs - rhs)
-    branched = diff.has(*_BRANCHES)
+    branched = diff.has(*_branches())
     if not branched:
         return _simplifies_to_zero(diff)
     if len(variables) != 1:
@@ -389,6 +403,6 @@ def is_identity(
     for substitute in pieces:
         piece = sympy.piecewise_fold(diff.subs(x, substitute))
         piece = sympy.simplify(piece)
-        if piece.has(*_BRANCHES) or not _simplifies_to_zero(piece):
+        if piece.has(*_branches()) or not _simplifies_to_zero(piece):
             return False
     return True

@@ -11,13 +11,14 @@ expression compiled is that of one example, with the example's data as symbols: 
 architecture serves every batch size and every case.  (:func:`compile_architecture` also builds the
 whole-batch expression; the tests show both routes agree to 180 bits.)
 
-The derivatives are shared as one DAG (every repeated subexpression computed once) and compiled into a
-Python function over ``mpmath.libmp`` numbers at :data:`PRECISION_BITS` bits (≈ 60 significant digits).
+The derivatives are shared as one DAG (every repeated subexpression computed once) and turned into an
+instruction tape (:mod:`oracles.exact_tape`) over ``mpmath.libmp`` numbers at :data:`PRECISION_BITS` bits
+(≈ 60 significant digits), run for every example of the batch at once.
 Float64 inputs convert exactly, products of two float64 numbers are exact at that precision and sums are
 rounded once, so a pre-activation placed exactly on a relu kink evaluates to exactly 0 and takes the
 convention's branch.  Results are rounded once, to nearest, to float64.
 
-Compiled architectures are cached (:func:`compiled`): a second case costs one evaluation per example.
+Compiled architectures are cached (:func:`compiled`): a second case costs one run of the tape.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import symengine as se
 from mpmath import libmp
 
 from oracles import symbolic
+from oracles.exact_tape import Tape, build_tape
 from oracles.registry import Oracle, OracleOutput, register
 from reference_impl.spec import KINKED_ACTIVATIONS, Array, Params, Spec, as_spec, check_arrays
 
@@ -255,9 +257,10 @@ class CompiledArchitecture:
     batch: int
     function: CompiledFn
     n_inputs: int
-    n_operations: int  # distinct operations (assignments) in the compiled function
-    seconds: dict[str, float]  # build, diff, dag, compile
-    source: str
+    n_operations: int  # distinct operations (instructions or assignments) in the compiled function
+    seconds: dict[str, float]  # build, diff, tape (or dag, compile)
+    source: str  # the printed Python ("source" route only)
+    tape: Tape | None = None  # the instruction tape ("tape" route), run for every example at once
 
 
 def _is_leaf(e: Any) -> bool:
@@ -293,8 +296,15 @@ def _shared_nodes(outputs: Sequence[Any]) -> list[Any]:
     return order
 
 
-def compile_architecture(spec: Spec, batch: int) -> CompiledArchitecture:
-    """Build L symbolically, differentiate it for every parameter and shift, share subtrees, compile."""
+def compile_architecture(spec: Spec, batch: int, route: str = "tape") -> CompiledArchitecture:
+    """Build L symbolically, differentiate it for every parameter and shift, share subtrees, compile.
+
+    ``route="tape"`` (the oracle's) turns the shared DAG into an instruction tape
+    (:mod:`oracles.exact_tape`); ``route="source"`` prints it as Python and compiles that, the older
+    and slower route with the same arithmetic, kept so the tests can hold the two to the same bits.
+    """
+    if route not in ("tape", "source"):
+        raise ValueError(f"route must be 'tape' or 'source', got {route!r}")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     problem = build_problem(spec, batch)
@@ -307,13 +317,23 @@ def compile_architecture(spec: Spec, batch: int) -> CompiledArchitecture:
     outputs = [se.diff(problem.loss, symbol) for symbol in parameter_symbols + shift_symbols]
     outputs.append(problem.loss)
     seconds["diff"] = time.perf_counter() - start
+    inputs = parameter_symbols + data_symbols + shift_symbols
+
+    if route == "tape":
+        start = time.perf_counter()
+        tape = build_tape(outputs, inputs, PRECISION_BITS, ROUNDING)
+        seconds["tape"] = time.perf_counter() - start
+
+        def per_example(values: Sequence[MpfTuple]) -> tuple[MpfTuple, ...]:
+            return tuple(column[0] for column in tape.run([[v] for v in values]))
+
+        return CompiledArchitecture(spec, batch, per_example, len(inputs), tape.n_operations, seconds, "", tape)
 
     start = time.perf_counter()
     nodes = _shared_nodes(outputs)
     seconds["dag"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    inputs = parameter_symbols + data_symbols + shift_symbols
     names: dict[Any, str] = {symbol: f"v[{n}]" for n, symbol in enumerate(inputs)}
     printer = _Printer(names)
     # Values live in two lists, not in thousands of local variables: CPython 3.11 allocates frames in
@@ -406,8 +426,14 @@ def _raw_outputs(spec: Spec, params: Mapping[str, Array], X: Array, Y: Array, *,
         batch_deltas = [[[next(flat_deltas) for _ in range(m)] for _ in range(w)] for w in widths]
         return _Raw(list(out[:n_theta]), batch_deltas, out[-1])
     entry = compiled(spec, 1)
-    zeros = [libmp.fzero] * sum(widths)
-    columns = [entry.function(theta + _exact(X64[:, k]) + _exact(Y64[:, k]) + zeros) for k in range(m)]
+    if entry.tape is not None:
+        # Every example through the tape at once: θ is shared, each data input has one value per example.
+        data = [_exact(row) for row in (*X64, *Y64)]
+        outs = entry.tape.run([[v] * m for v in theta] + data + [[libmp.fzero] * m] * sum(widths))
+        columns: list[Sequence[MpfTuple]] = [[out[k] for out in outs] for k in range(m)]
+    else:
+        zeros = [libmp.fzero] * sum(widths)
+        columns = [entry.function(theta + _exact(X64[:, k]) + _exact(Y64[:, k]) + zeros) for k in range(m)]
     divisor = libmp.from_int(m if symbolic.LOSSES[spec.loss].mean_over_batch else 1)
 
     def combine(values: Sequence[MpfTuple]) -> MpfTuple:

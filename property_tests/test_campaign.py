@@ -11,13 +11,17 @@ import pytest
 
 from oracles.registry import all_oracles
 from reference_impl.generate import case_from_index
-from reports import campaign
+from reports import campaign, oracle_plan
 from reports.campaign import CampaignConfig, CampaignError, run_campaign
 from reports.cli.progress import Progress, format_eta
 from reports.records import Record, read_records
 
 TORCH = ("torch_autograd",)
 PLANTED = "property_tests.mutation.planted:scale_layer1"
+
+
+def names_for(config: CampaignConfig, index: int) -> list[str]:
+    return oracle_plan.oracle_names_for(config, index, case_from_index(config.seed, index))
 
 
 def comparable(records: list[Record]) -> list[dict[str, Any]]:
@@ -117,12 +121,20 @@ def test_planted_bug_is_found_at_its_layer_with_every_oracle_value(tmp_path: Pat
 
 def test_a_subsampled_oracle_runs_on_every_kth_case_and_the_others_on_all() -> None:
     registered = sorted(all_oracles())
-    default = CampaignConfig.create(seed=1, examples=100)
-    assert all(campaign.oracle_names_for(default, i) == registered for i in range(5))  # nothing skipped by default
-    sampled = CampaignConfig.create(seed=1, examples=100, subsample={"torch_autograd": 3})
+    everything = CampaignConfig.create(seed=1, examples=100, adaptive={})
+    assert all(
+        oracle_plan.oracle_names_for(everything, i, case_from_index(everything.seed, i)) == registered for i in range(5)
+    )
+    default = CampaignConfig.create(seed=1, examples=100)  # only the adaptive exact oracle may leave cases out
+    assert all(
+        set(registered) - set(oracle_plan.oracle_names_for(default, i, case_from_index(default.seed, i)))
+        <= {"sympy_exact"}
+        for i in range(20)
+    )
+    sampled = CampaignConfig.create(seed=1, examples=100, subsample={"torch_autograd": 3}, adaptive={})
     assert CampaignConfig.from_dict(json.loads(json.dumps(sampled.to_dict()))) == sampled  # survives campaign.json
     for index in range(9):
-        names = campaign.oracle_names_for(sampled, index)
+        names = names_for(sampled, index)
         assert ("torch_autograd" in names) == (index % 3 == 0)
         assert set(registered) - set(names) <= {"torch_autograd"}
     with pytest.raises(CampaignError, match="at least 1"):
@@ -131,7 +143,7 @@ def test_a_subsampled_oracle_runs_on_every_kth_case_and_the_others_on_all() -> N
 
 def test_a_case_no_oracle_supports_is_one_skip_record(monkeypatch: pytest.MonkeyPatch) -> None:
     refusing = dataclasses.replace(all_oracles()["torch_autograd"], supports_fn=lambda spec: "not this one")
-    monkeypatch.setattr(campaign, "get_oracle", lambda name: refusing)
+    monkeypatch.setattr(oracle_plan, "get_oracle", lambda name: refusing)
     records = campaign.run_case(CampaignConfig.create(seed=1, examples=1, oracles=TORCH), 0)
     assert [(r.verdict, r.check, r.extra["campaign"]["records"]) for r in records] == [("skip", "campaign", 1)]
 

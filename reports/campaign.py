@@ -5,9 +5,10 @@ work is just a list of indices.  It is cut into batches (so per-task scheduling 
 and run in-process, on a local process pool, or on a Dask distributed cluster; whichever way, the
 records of a case are the same, because everything in them is computed from the case alone.
 
-Durability: the main process writes each case's records together, each line flushed and fsynced, and
-tags every record with how many records its case has (``extra["campaign"]["records"]``).  Resuming
-keeps the cases whose records are all there, drops a half-written one, and runs the rest.
+Durability: the main process writes each case's records together and flushes them (fsynced at least
+every :data:`SYNC_SECONDS` and at the end), and tags every record with how many records its case has
+(``extra["campaign"]["records"]``).  Resuming keeps the cases whose records are all there, drops a
+half-written one, and runs the rest.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import math
-import multiprocessing
 import os
 import platform
 import signal
@@ -31,23 +31,26 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from oracles.registry import all_oracles, get_oracle
+from oracles.registry import OracleOutput, get_oracle, oracle_names
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
+from reports import oracle_plan
 from reports.cli.progress import Progress
+from reports.oracle_plan import case_plan, requested_oracles
 from reports.records import Record, RecordWriter, read_records
+from reports.worker_pool import worker_context
 
 RESULTS_FILE = "results.jsonl"
 CAMPAIGN_FILE = "campaign.json"
 REFERENCE = "reference"
 
 # Oracles that run on every k-th case only (index % k == 0), unless ``--subsample`` says otherwise.
-# Empty: every oracle sees every case.  The exact symbolic oracle costs ~25x all the others together
-# (145 ms vs 6 ms per case), but a default 500-case run with it on every case still takes ~75 s on two
-# busy cores; ``--subsample sympy_exact=10`` is there for bigger campaigns or slower machines.
+# Empty: no oracle is subsampled by index.  The exact oracle is *adaptive* by default instead
+# (reports.oracle_plan.DEFAULT_ADAPTIVE: every cheap case, a 1/cost share of the dear ones);
+# ``--subsample sympy_exact=1`` runs it on every case.
 DEFAULT_SUBSAMPLE: dict[str, int] = {}
 
 # Batches aim at this many batches per worker: enough to balance load and show progress, few enough
@@ -57,6 +60,8 @@ BATCHES_PER_WORKER = 16
 # A Dask task costs more to schedule (a scheduler round trip, cloudpickle) than a local pool submission.
 DASK_BATCHES_PER_WORKER = 6
 MIN_BATCH, MAX_BATCH = 4, 256
+# At most this much finished work is only in the OS's cache (a kill loses none of it; a power cut might).
+SYNC_SECONDS = 1.0
 CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler before calling it unreachable
 
 
@@ -73,6 +78,7 @@ class CampaignConfig:
     subject: str = REFERENCE  # "reference" or "MODULE:ATTR"
     oracles: tuple[str, ...] | None = None  # None: every registered oracle that supports the case
     subsample: dict[str, int] = field(default_factory=dict)
+    adaptive: dict[str, float] = field(default_factory=dict)  # oracle -> cost budget (reports.oracle_plan)
 
     @classmethod
     def create(
@@ -82,12 +88,18 @@ class CampaignConfig:
         subject: str = REFERENCE,
         oracles: Sequence[str] | None = None,
         subsample: dict[str, int] | None = None,
+        adaptive: dict[str, float] | None = None,
     ) -> CampaignConfig:
         chosen = tuple(oracles) if oracles else None
         every = dict(DEFAULT_SUBSAMPLE if subsample is None else subsample)
         if any(k < 1 for k in every.values()):
             raise CampaignError(f"subsample periods must be at least 1, got {every}")
-        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every)
+        # An oracle named in --subsample follows that rule alone: `sympy_exact=1` means every case.
+        budgets = dict(oracle_plan.DEFAULT_ADAPTIVE if adaptive is None else adaptive)
+        budgets = {name: float(b) for name, b in budgets.items() if name not in every}
+        if any(b <= 0 for b in budgets.values()):
+            raise CampaignError(f"adaptive budgets must be positive, got {budgets}")
+        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every, adaptive=budgets)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +115,8 @@ class CampaignConfig:
             subject=str(data.get("subject", REFERENCE)),
             oracles=tuple(oracles) if oracles else None,
             subsample={str(k): int(v) for k, v in (data.get("subsample") or {}).items()},
+            # Campaigns written before the adaptive policy ran every oracle on every case: none here.
+            adaptive={str(k): float(v) for k, v in (data.get("adaptive") or {}).items()},
         )
 
 
@@ -130,14 +144,12 @@ def resolve_subject(target: str) -> Subject:
     return _SUBJECTS[target]
 
 
-def oracle_names_for(config: CampaignConfig, index: int) -> list[str]:
-    """The oracles asked about case ``index`` (before each oracle's own ``supports`` filter)."""
-    names = list(config.oracles) if config.oracles else sorted(all_oracles())
-    return [n for n in names if index % config.subsample.get(n, 1) == 0]
+def _entry_values(
+    case: Case, records: list[Record], names: list[str], outputs: dict[str, OracleOutput] | None = None
+) -> dict[str, Any] | None:
+    """Every oracle's value at the worst failing entry, so a reader sees who agrees with whom.
 
-
-def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[str, Any] | None:
-    """Every oracle's value at the worst failing entry, so a reader sees who agrees with whom."""
+    ``outputs``: oracle outputs the comparisons already computed (reused, not evaluated again)."""
     failing = [r for r in records if r.failed and r.check in ("gradient", "delta") and r.parameter]
     if not failing:
         return None
@@ -151,7 +163,7 @@ def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[s
             continue
         params, X, Y = case.arrays()
         try:
-            output = oracle.evaluate(case.spec, params, X, Y)
+            output = (outputs or {}).get(name) or oracle.evaluate(case.spec, params, X, Y)
             if parameter.startswith("delta"):
                 if output.deltas is None:
                     continue
@@ -170,10 +182,16 @@ def _entry_values(case: Case, records: list[Record], names: list[str]) -> dict[s
 
 def run_case(config: CampaignConfig, index: int) -> list[Record]:
     """All records of one case, tagged with their count (the resume marker)."""
+    return planned_case(config, index)[0]
+
+
+def planned_case(config: CampaignConfig, index: int) -> tuple[list[Record], dict[str, str]]:
+    """:func:`run_case`, and the requested oracles that did not check the case with the reason."""
     case = case_from_index(config.seed, index)
-    names = oracle_names_for(config, index)
-    supported = [n for n in names if get_oracle(n).supports(case.spec)]
-    records = check_case(case, resolve_subject(config.subject), supported) if supported else []
+    supported, skipped = case_plan(config, index, case)
+    names = supported + [n for n, why in skipped.items() if why == oracle_plan.UNSUPPORTED]
+    outputs: dict[str, OracleOutput] = {}
+    records = check_case(case, resolve_subject(config.subject), supported, outputs=outputs) if supported else []
     if not records:
         records = [
             case_record(
@@ -185,18 +203,20 @@ def run_case(config: CampaignConfig, index: int) -> list[Record]:
                 message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
             )
         ]
-    entry = _entry_values(case, records, supported)
+    entry = _entry_values(case, records, supported, outputs)
     for record in records:
         record.extra["campaign"] = {"records": len(records), "index": index}
         if entry is not None and record.failed:
             record.extra["entry_values"] = entry
-    return records
+    return records, skipped
 
 
 @dataclass
 class BatchResult:
     cases: list[tuple[int, list[Record]]]
     compute_seconds: float  # wall time inside the worker: the part that is not scheduling overhead
+    skipped: dict[int, dict[str, str]] = field(default_factory=dict)  # index -> {oracle: why it did not check}
+    cpu_seconds: float = 0.0  # CPU time of the worker process on the batch: what a busy machine does not inflate
 
 
 def limit_threads() -> None:
@@ -213,9 +233,13 @@ def run_batch(config: CampaignConfig, indices: Sequence[int], single_thread: boo
     """Run a batch of cases; a top-level function so process pools and Dask can ship it by reference."""
     if single_thread:
         limit_threads()
-    start = time.perf_counter()
-    cases = [(index, run_case(config, index)) for index in indices]
-    return BatchResult(cases, time.perf_counter() - start)
+    start, cpu = time.perf_counter(), time.process_time()
+    cases: list[tuple[int, list[Record]]] = []
+    skipped: dict[int, dict[str, str]] = {}
+    for index in indices:
+        records, skipped[index] = planned_case(config, index)
+        cases.append((index, records))
+    return BatchResult(cases, time.perf_counter() - start, skipped, time.process_time() - cpu)
 
 
 def _pool_initializer() -> None:
@@ -241,10 +265,7 @@ def run_in_process(config: CampaignConfig, work: list[list[int]]) -> Generator[B
 
 
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    # spawn, not fork: the parent has imported torch, and forking a process with live OpenMP/BLAS
-    # thread pools can deadlock the children.
-    context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_pool_initializer)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_pool_initializer)
 
 
 def run_on_pool(
@@ -474,7 +495,7 @@ def run_campaign(
     meta.update(
         {
             "config": config.to_dict(),
-            "registered_oracles": sorted(all_oracles()),
+            "registered_oracles": oracle_names(),
             "versions": environment_versions(),
             "started": meta.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "finished": None,
@@ -495,18 +516,24 @@ def run_campaign(
         runner = run_in_process(config, work)
 
     failed_before = sum(1 for recs in done.values() if any(r.failed for r in recs))
+    tally = oracle_plan.Tally()
+    for records in done.values():
+        index = int(records[0].extra.get("campaign", {}).get("index", parse_case_id(records[0].case_id)[1]))
+        tally.add(records, case_plan(config, index, case_from_index(config.seed, index))[1])
     if progress is None and show_progress:
         progress = Progress(config.examples, already_done=len(done))
     if progress is not None:
         progress.failures = failed_before
     start = time.perf_counter()
-    compute = 0.0
+    compute = cpu = 0.0
     ran = failed_now = written = 0
     try:
-        with _InterruptGuard() as guard, RecordWriter(results) as writer:
+        with _InterruptGuard() as guard, RecordWriter(results, sync_seconds=SYNC_SECONDS) as writer:
             for result in runner:
                 compute += result.compute_seconds
-                for _, records in result.cases:
+                cpu += result.cpu_seconds
+                for index, records in result.cases:
+                    tally.add(records, result.skipped.get(index, {}))
                     with guard.writing_case():
                         writer.write_all(records)
                     written += len(records)
@@ -540,12 +567,15 @@ def run_campaign(
         "cases_run": ran,
         "wall_seconds": round(wall, 3),
         "compute_seconds": round(compute, 3),
+        "compute_cpu_seconds": round(cpu, 3),
         "batch_size": size,
         "batches": len(work),
         "scheduling_overhead": round(result_summary.scheduling_overhead, 4),
     }
     meta["elapsed_seconds"] = round(float(meta.get("elapsed_seconds", 0.0)) + wall, 3)
     meta["cases"] = result_summary.cases
+    # Which oracle checked how many cases, counted from the records, beside the rule that chose them.
+    meta["coverage"] = tally.to_dict(requested_oracles(config), config.subsample, config.adaptive)
     meta["failed_cases"] = result_summary.failed_cases
     write_campaign(out, meta)
     return result_summary

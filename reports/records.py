@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -25,24 +26,42 @@ __all__ = [
 
 
 class RecordWriter:
-    """Append-only JSONL writer that flushes and fsyncs each line, so an interrupted run loses nothing."""
+    """Append-only JSONL writer that flushes every write, so a killed process (even ``kill -9``) loses nothing.
 
-    def __init__(self, path: str | Path) -> None:
+    ``sync_seconds`` bounds what a power cut or an OS crash may lose: an fsync follows a write whenever
+    that long has passed since the last one (0: after every write), and closing always syncs.  An fsync
+    costs milliseconds on a real disk (~4-9 ms measured here), more than checking a small case, so a
+    campaign syncs once a second rather than once per case; a resumed campaign redoes what was lost.
+    """
+
+    def __init__(self, path: str | Path, sync_seconds: float = 0.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _repair_truncated_tail(self.path)
         self._file: IO[str] = self.path.open("a", encoding="utf-8")
+        self.sync_seconds = sync_seconds
+        self._last_sync = time.monotonic()
+
+    def _flush(self) -> None:
+        self._file.flush()
+        now = time.monotonic()
+        if now - self._last_sync >= self.sync_seconds:
+            os.fsync(self._file.fileno())
+            self._last_sync = now
 
     def write(self, record: Record) -> None:
         self._file.write(record.to_json() + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._flush()
 
     def write_all(self, records: Iterable[Record]) -> None:
-        for record in records:
-            self.write(record)
+        """Several records (a campaign's case) in one write: resume treats a case as a whole anyway."""
+        self._file.write("".join(record.to_json() + "\n" for record in records))
+        self._flush()
 
     def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
         self._file.close()
 
     def __enter__(self) -> RecordWriter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -26,10 +27,20 @@ N_PROJECTIONS = 3
 
 
 def projection_directions(case: Case, n: int = N_PROJECTIONS) -> list[Params]:
-    """Random, non-uniform directions (never all-ones) drawn from the case's own seed."""
+    """Random, non-uniform directions (never all-ones) drawn from the case's own seed (read-only arrays)."""
+    return list(_directions(case, n))
+
+
+@lru_cache(maxsize=16)
+def _directions(case: Case, n: int) -> tuple[Params, ...]:
+    # Cached: every numeric oracle projects one case along the same directions.
     rng = np.random.default_rng([case.seed, 0xD1EC])
     shapes = {name: case.spec.parameter_shape(name) for name in case.spec.parameter_names}
-    return [{name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n)]
+    directions = tuple({name: rng.standard_normal(shape) for name, shape in shapes.items()} for _ in range(n))
+    for direction in directions:
+        for array in direction.values():
+            array.setflags(write=False)
+    return directions
 
 
 def projection_record(
@@ -54,9 +65,13 @@ def projection_record(
             elapsed=time.perf_counter() - start,
         )
         return skipped, False
-    subject_values = np.array([sum(float(np.sum(subject_grads[k] * v[k])) for k in v) for v in directions])
+    names = list(directions[0])
+    terms = np.stack([np.concatenate([np.ravel(v[k]) for k in names]) for v in directions]) * np.concatenate(
+        [np.ravel(subject_grads[k]) for k in names]
+    )
+    subject_values = terms.sum(axis=1)
     # The scale of a projection is Σ|g||v|, the size of the terms that were summed.
-    scale = np.array([sum(float(np.sum(np.abs(subject_grads[k] * v[k]))) for k in v) for v in directions])
+    scale = np.abs(terms).sum(axis=1)
     record = record_from_blocks(
         case,
         subject,
@@ -89,8 +104,12 @@ def compare_to_oracle(
     *,
     dtype: str = "float64",
     subject_deltas: Sequence[Array] | None = None,
+    outputs: dict[str, OracleOutput] | None = None,
 ) -> list[Record]:
-    """Records for one subject against one oracle: gradients (and δ when both sides expose them)."""
+    """Records for one subject against one oracle: gradients (and δ when both sides expose them).
+
+    ``outputs``, when given, keeps the oracle's full output (if one was computed) under its name, so a
+    caller that needs its values again does not evaluate the oracle twice."""
     tolerance = tolerance_for(oracle.name, dtype)
     if oracle.directional is not None:
         record, passed = projection_record(case, subject_name, oracle, subject_grads, tolerance)
@@ -105,6 +124,8 @@ def compare_to_oracle(
         return [
             protocol_record(case, subject_name, oracle.name, "exception", f"oracle failed: {type(exc).__name__}: {exc}")
         ]
+    if outputs is not None:
+        outputs[oracle.name] = output
     return records_from_output(
         case, subject_name, subject_grads, oracle.name, output, tolerance, time.perf_counter() - start, subject_deltas
     )
@@ -145,9 +166,16 @@ def records_from_output(
 
 
 def check_case(
-    case: Case, subject: Subject, oracle_names: list[str] | None = None, *, dtype: str = "float64"
+    case: Case,
+    subject: Subject,
+    oracle_names: list[str] | None = None,
+    *,
+    dtype: str = "float64",
+    outputs: dict[str, OracleOutput] | None = None,
 ) -> list[Record]:
-    """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case."""
+    """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case.
+
+    ``outputs``: filled with the oracles' full outputs, as :func:`compare_to_oracle` does."""
     call = call_subject(subject, case)
     oracles = oracles_for(case.spec, oracle_names)
     if call.failure is not None or call.grads is None:
@@ -163,7 +191,10 @@ def check_case(
         deltas = subject.deltas(case.spec, params, X, Y)
     records: list[Record] = []
     for oracle in oracles:
-        for record in compare_to_oracle(case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas):
+        compared = compare_to_oracle(
+            case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas, outputs=outputs
+        )
+        for record in compared:
             record.elapsed += call.elapsed
             records.append(record)
     return records

@@ -98,9 +98,9 @@ def _oracle_list(text: str | None) -> list[str] | None:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise UsageError("--oracles needs at least one oracle name", "usage")
-    from oracles.registry import all_oracles
+    from oracles.registry import oracle_names
 
-    known = all_oracles()
+    known = oracle_names()
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown oracle(s) {unknown}; registered: {sorted(known)}", "usage")
@@ -126,6 +126,11 @@ def _positive(value: int | None, flag: str, *, allow_zero: bool = False) -> None
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from reports.worker_pool import start_workers_early
+
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+    if not scheduler and (args.workers is None or args.workers > 1):
+        start_workers_early()  # the workers' imports overlap this process's own start-up
     from reports import campaign
     from reports.html import write_report
 
@@ -160,7 +165,6 @@ def run_command(args: argparse.Namespace) -> int:
         )
     # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
     campaign.resolve_subject(config.subject)
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     try:
         result = campaign.run_campaign(
