@@ -350,7 +350,10 @@ import traceback
 from hypothesis import settings
 
 # Fewer examples, but Hypothesis' own default deadline: a snippet that needs no deadline must say so.
-settings.register_profile("readme", max_examples={examples})
+# Derandomized: this checks that the README's snippets run as written; the properties themselves are
+# searched at random by their own tests (a random draw here once found an oracle bug at an exact kink,
+# which belongs to the oracle's tests, not to the README's).
+settings.register_profile("readme", max_examples={examples}, derandomize=True)
 settings.load_profile("readme")
 namespace = {{"__name__": "readme_snippets"}}
 for line, code in json.loads(open(sys.argv[1], encoding="utf-8").read()):
