@@ -35,6 +35,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="N",
         help="Hypothesis examples per loss for --backprop-subject (default: the active profile's)",
     )
+    group.addoption(
+        "--backprop-timeout",
+        action="store",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds per call of --backprop-subject before its worker process is killed (default 30)",
+    )
 
 
 def _target(config: pytest.Config) -> str | None:
@@ -50,7 +58,7 @@ def backprop_subject(request: pytest.FixtureRequest) -> Any:
         pytest.skip(f"no {OPTION} given")
     from oracles.subjects import load_subject
 
-    return load_subject(target)
+    return load_subject(target, timeout=request.config.getoption("--backprop-timeout", default=None))
 
 
 class SubjectPropertyItem(pytest.Item):
@@ -65,7 +73,7 @@ class SubjectPropertyItem(pytest.Item):
         from oracles.subjects import load_subject, subject_supports
         from property_tests.check import check_subject
 
-        subject = load_subject(self.target)
+        subject = load_subject(self.target, timeout=self.config.getoption("--backprop-timeout", default=None))
         examples = self.config.getoption("--backprop-examples", default=None)
         check_subject(subject, supports=subject_supports(self.target), losses=[self.loss], max_examples=examples)
 

@@ -15,6 +15,7 @@ from reports import campaign, oracle_plan
 from reports.campaign import CampaignConfig, CampaignError, run_campaign
 from reports.cli.progress import Progress, format_eta
 from reports.records import Record, read_records
+from reports.resultfile import case_lines
 
 TORCH = ("torch_autograd",)
 PLANTED = "property_tests.mutation.planted:scale_layer1"
@@ -79,18 +80,23 @@ def test_process_pool_gives_the_same_records_as_in_process(tmp_path: Path) -> No
 def test_resume_drops_a_partial_case_and_redoes_nothing_complete(tmp_path: Path) -> None:
     config = CampaignConfig.create(seed=7, examples=10, oracles=TORCH)
     run_campaign(config, tmp_path / "full")
-    full = (tmp_path / "full" / campaign.RESULTS_FILE).read_text().splitlines()
+    full = list(read_records(tmp_path / "full" / campaign.RESULTS_FILE))
     # Simulate a kill: cases 0-4 complete, case 5 half written, a torn line at the end.
     interrupted = tmp_path / "cut"
     run_campaign(CampaignConfig.create(seed=7, examples=10, oracles=TORCH), interrupted)
-    lines = [line for line in full if int(json.loads(line)["case_id"].split("-")[1]) < 5]
-    partial = [line for line in full if json.loads(line)["case_id"] == campaign.case_id(7, 5)]
+    kept = [r for r in full if int(r.case_id.split("-")[1]) < 5]
+    partial = [r for r in full if r.case_id == campaign.case_id(7, 5)]
     assert len(partial) == 2
-    (interrupted / campaign.RESULTS_FILE).write_text("\n".join([*lines, partial[0]]) + "\n" + partial[1][:40])
+    with (interrupted / campaign.RESULTS_FILE).open("w") as handle:
+        for index in range(5):
+            handle.writelines(
+                line + "\n" for line in case_lines([r for r in kept if r.case_id == campaign.case_id(7, index)])
+            )
+        handle.write(partial[0].to_json() + "\n" + partial[1].to_json()[:40])
     result = run_campaign(config, interrupted, resume=True)
     assert result.ran == 5 and result.cases == 10
     resumed = assert_every_case_once(interrupted / campaign.RESULTS_FILE, 7, 10)
-    assert comparable(resumed) == comparable([Record.from_dict(json.loads(line)) for line in full])
+    assert comparable(resumed) == comparable(full)
     again = run_campaign(config, interrupted, resume=True)  # nothing left: nothing redone
     assert again.ran == 0 and again.cases == 10
 

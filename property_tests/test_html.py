@@ -185,5 +185,5 @@ def test_fast_file_reader_aggregates_exactly_like_full_records(tmp_path: Path) -
     for name in ("records", "verdicts", "log_errors", "case_worst", "case_oracle_failed", "failing_blocks", "cases"):
         assert getattr(fast, name) == getattr(full, name), name
     path.write_text("not json\n" + records[0].to_json() + "\n")
-    with pytest.raises(ValueError, match="corrupt"):
-        report_html.aggregate_file(path)
+    flagged = report_html.aggregate_file(path)  # a corrupt line is named and skipped, the rest counted
+    assert flagged.records == 1 and flagged.corrupt == [f"{path}:1: corrupt line (not JSON)"]

@@ -160,10 +160,10 @@ def test_a_hanging_subject_times_out_and_its_process_is_killed() -> None:
     assert not multiprocessing.active_children()
 
 
-def test_a_worker_that_dies_is_an_exception_not_a_hang() -> None:
+def test_a_worker_that_dies_is_a_crash_not_a_hang() -> None:
     call = call_subject(Subject("dies", _dies), CASE, timeout=30)
-    assert call.failure is not None and call.failure.category == "exception"
-    assert "exit code 7" in call.failure.message
+    assert call.failure is not None and call.failure.category == "crash"
+    assert "exited with status 7" in call.failure.message
 
 
 def test_a_right_closure_runs_in_the_worker_unchanged() -> None:

@@ -5,10 +5,17 @@ work is just a list of indices.  It is cut into batches (so per-task scheduling 
 and run in-process, on a local process pool, or on a Dask distributed cluster; whichever way, the
 records of a case are the same, because everything in them is computed from the case alone.
 
-Durability: the main process writes each case's records together and flushes them (fsynced at least
-every :data:`SYNC_SECONDS` and at the end), and tags every record with how many records its case has
-(``extra["campaign"]["records"]``).  Resuming keeps the cases whose records are all there, drops a
-half-written one, and runs the rest.
+Durability: the main process writes each case's records together (plain passes in one lean line, see
+:mod:`reports.resultfile`) and flushes them (fsynced at least every :data:`SYNC_SECONDS` and at the end),
+and tags every record with how many records its case has (``extra["campaign"]["records"]``).  Resuming
+keeps the cases whose records are all there, drops a half-written one, moves a corrupt line aside
+(:mod:`reports.resume`) and runs the rest.  One campaign writes into a directory at a time
+(:mod:`reports.dirlock`).
+
+Stopping (:mod:`reports.stopping`): on SIGINT/SIGTERM no new batch starts; batches already running get
+``STOP_GRACE_SECONDS`` to finish (their cases are written), then the workers are killed.  Batches are
+small, so little is lost.  Pool workers ignore both signals (the parent decides) and exit when their
+parent dies, even by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -18,17 +25,13 @@ import json
 import math
 import os
 import platform
-import signal
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Generator, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from oracles.registry import OracleOutput, get_oracle, oracle_names
@@ -39,9 +42,12 @@ from reference_impl.case import Case
 from reference_impl.generate import case_from_index
 from reports import oracle_plan
 from reports.cli.progress import Progress
+from reports.dirlock import exclusive
 from reports.oracle_plan import case_plan, requested_oracles
-from reports.records import Record, RecordWriter, read_records
-from reports.worker_pool import worker_context
+from reports.records import Record, RecordWriter
+from reports.resume import completed_cases
+from reports.stopping import Interrupted, InterruptGuard
+from reports.worker_pool import kill_pool, limit_threads, make_pool
 
 RESULTS_FILE = "results.jsonl"
 CAMPAIGN_FILE = "campaign.json"
@@ -59,7 +65,11 @@ DEFAULT_SUBSAMPLE: dict[str, int] = {}
 BATCHES_PER_WORKER = 16
 # A Dask task costs more to schedule (a scheduler round trip, cloudpickle) than a local pool submission.
 DASK_BATCHES_PER_WORKER = 6
-MIN_BATCH, MAX_BATCH = 4, 256
+# MAX_BATCH bounds what a stop can cost: at most two batches per worker are in flight, and a batch of 16
+# cases takes ~0.1 s (seconds with the exact oracle on dear cases), so they finish within the grace period.
+MIN_BATCH, MAX_BATCH = 4, 16
+STOP_GRACE_SECONDS = 3.0
+POLL_SECONDS = 0.2  # how often the pool loop looks for a stop request
 # At most this much finished work is only in the OS's cache (a kill loses none of it; a power cut might).
 SYNC_SECONDS = 1.0
 CONNECT_TIMEOUT = "10s"  # how long to wait for a Dask scheduler before calling it unreachable
@@ -134,14 +144,16 @@ def parse_case_id(text: str) -> tuple[int, int]:
 
 # --- running cases (this part runs in worker processes too) -------------------------------------------
 
-_SUBJECTS: dict[str, Subject] = {}
+_SUBJECTS: dict[tuple[str, float | None], Subject] = {}
 
 
-def resolve_subject(target: str) -> Subject:
-    """``"reference"`` or ``MODULE:ATTR``; cached per process, so workers import a subject once."""
-    if target not in _SUBJECTS:
-        _SUBJECTS[target] = reference_subject() if target == REFERENCE else load_subject(target)
-    return _SUBJECTS[target]
+def resolve_subject(target: str, timeout: float | None = None) -> Subject:
+    """``"reference"`` (in-process) or ``MODULE:ATTR`` (a supervised worker, ``timeout`` seconds per call;
+    None: the default); cached per process, so each worker process loads a subject once."""
+    key = (target, timeout)
+    if key not in _SUBJECTS:
+        _SUBJECTS[key] = reference_subject() if target == REFERENCE else load_subject(target, timeout=timeout)
+    return _SUBJECTS[key]
 
 
 def _entry_values(
@@ -180,23 +192,26 @@ def _entry_values(
     }
 
 
-def run_case(config: CampaignConfig, index: int) -> list[Record]:
+def run_case(config: CampaignConfig, index: int, timeout: float | None = None) -> list[Record]:
     """All records of one case, tagged with their count (the resume marker)."""
-    return planned_case(config, index)[0]
+    return planned_case(config, index, timeout)[0]
 
 
-def planned_case(config: CampaignConfig, index: int) -> tuple[list[Record], dict[str, str]]:
+def planned_case(
+    config: CampaignConfig, index: int, timeout: float | None = None
+) -> tuple[list[Record], dict[str, str]]:
     """:func:`run_case`, and the requested oracles that did not check the case with the reason."""
     case = case_from_index(config.seed, index)
     supported, skipped = case_plan(config, index, case)
     names = supported + [n for n, why in skipped.items() if why == oracle_plan.UNSUPPORTED]
     outputs: dict[str, OracleOutput] = {}
-    records = check_case(case, resolve_subject(config.subject), supported, outputs=outputs) if supported else []
+    subject = resolve_subject(config.subject, timeout)
+    records = check_case(case, subject, supported, outputs=outputs) if supported else []
     if not records:
         records = [
             case_record(
                 case,
-                resolve_subject(config.subject).name,
+                subject.name,
                 "-",
                 "campaign",
                 "skip",
@@ -219,17 +234,9 @@ class BatchResult:
     cpu_seconds: float = 0.0  # CPU time of the worker process on the batch: what a busy machine does not inflate
 
 
-def limit_threads() -> None:
-    # Two processes on two cores: nested BLAS/torch threads on tiny matrices only contend.
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
-
-
-def run_batch(config: CampaignConfig, indices: Sequence[int], single_thread: bool = True) -> BatchResult:
+def run_batch(
+    config: CampaignConfig, indices: Sequence[int], single_thread: bool = True, timeout: float | None = None
+) -> BatchResult:
     """Run a batch of cases; a top-level function so process pools and Dask can ship it by reference."""
     if single_thread:
         limit_threads()
@@ -237,15 +244,9 @@ def run_batch(config: CampaignConfig, indices: Sequence[int], single_thread: boo
     cases: list[tuple[int, list[Record]]] = []
     skipped: dict[int, dict[str, str]] = {}
     for index in indices:
-        records, skipped[index] = planned_case(config, index)
+        records, skipped[index] = planned_case(config, index, timeout)
         cases.append((index, records))
     return BatchResult(cases, time.perf_counter() - start, skipped, time.process_time() - cpu)
-
-
-def _pool_initializer() -> None:
-    # The parent handles Ctrl-C (shuts the pool down); workers dying noisily on SIGINT would only add tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    limit_threads()
 
 
 def batch_size_for(n_cases: int, parallelism: int, per_worker: int = BATCHES_PER_WORKER) -> int:
@@ -259,36 +260,61 @@ def batches(indices: Sequence[int], size: int) -> list[list[int]]:
 # --- executors ----------------------------------------------------------------------------------------
 
 
-def run_in_process(config: CampaignConfig, work: list[list[int]]) -> Generator[BatchResult, None, None]:
+def _never() -> bool:
+    return False
+
+
+def run_in_process(
+    config: CampaignConfig, work: list[list[int]], timeout: float | None = None
+) -> Generator[BatchResult, None, None]:
     for indices in work:
-        yield run_batch(config, indices, single_thread=False)
-
-
-def make_pool(workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_pool_initializer)
+        for index in indices:  # case by case: an interrupt loses at most the case being computed
+            yield run_batch(config, [index], single_thread=False, timeout=timeout)
 
 
 def run_on_pool(
-    config: CampaignConfig, work: list[list[int]], workers: int, pool: ProcessPoolExecutor | None = None
+    config: CampaignConfig,
+    work: list[list[int]],
+    workers: int,
+    pool: ProcessPoolExecutor | None = None,
+    *,
+    stop: Callable[[], bool] = _never,
+    timeout: float | None = None,
 ) -> Generator[BatchResult, None, None]:
-    """Batches on a local process pool (a fresh one unless ``pool`` is given; a given pool is left running)."""
+    """Batches on a local process pool (a fresh one unless ``pool`` is given; a given pool is left running).
+
+    When ``stop()`` turns true, no batch is started any more; running ones get STOP_GRACE_SECONDS to
+    finish and are yielded, then a pool of our own is killed.
+    """
     owned = pool is None
     executor = make_pool(workers) if pool is None else pool
     pending: set[Future[BatchResult]] = set()
+    finished = False
     try:
-        queue = list(work)
+        queue = deque(work)
         # Keep two batches per worker in flight: workers never idle, and an interrupt wastes little.
-        while queue or pending:
+        while (queue or pending) and not stop():
             while queue and len(pending) < 2 * workers:
-                pending.add(executor.submit(run_batch, config, queue.pop(0)))
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                pending.add(executor.submit(run_batch, config, queue.popleft(), True, timeout))
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
+        if pending:  # stopping: keep what finishes within the grace period
+            for future in pending:
+                future.cancel()  # the ones no worker has picked up yet
+            done, pending = wait(pending, timeout=STOP_GRACE_SECONDS)
+            for future in done:
+                if not future.cancelled() and future.exception() is None:
+                    yield future.result()
+        finished = not pending and not queue
     finally:
         for future in pending:
             future.cancel()
         if owned:
-            executor.shutdown(wait=True, cancel_futures=True)
+            if finished:
+                executor.shutdown(wait=True)
+            else:
+                kill_pool(executor)
 
 
 def dask_parallelism(address: str) -> int:
@@ -310,16 +336,25 @@ def _dask_client(address: str) -> Any:
         raise CampaignError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
-def run_on_dask(config: CampaignConfig, work: list[list[int]], address: str) -> Generator[BatchResult, None, None]:
+def run_on_dask(
+    config: CampaignConfig,
+    work: list[list[int]],
+    address: str,
+    *,
+    stop: Callable[[], bool] = _never,
+    timeout: float | None = None,
+) -> Generator[BatchResult, None, None]:
     from distributed import as_completed
 
     client = _dask_client(address)
     try:
         # pure=False: the same batch submitted twice (a resumed campaign) must really run again.
-        futures = [client.submit(run_batch, config, indices, pure=False) for indices in work]
+        futures = [client.submit(run_batch, config, indices, True, timeout, pure=False) for indices in work]
         try:
             for future in as_completed(futures, loop=client.loop):
                 yield future.result()
+                if stop():
+                    break
         finally:
             client.cancel(futures)
     finally:
@@ -367,35 +402,6 @@ def write_campaign(out_dir: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)  # atomic: a kill never leaves half a campaign.json
 
 
-def completed_cases(results: Path) -> dict[str, list[Record]]:
-    """Cases whose records are all on disk; rewrites the file without any partially written case."""
-    if not results.exists():
-        return {}
-    grouped: dict[str, list[Record]] = defaultdict(list)
-    order: list[str] = []
-    for record in read_records(results):
-        if record.case_id not in grouped:
-            order.append(record.case_id)
-        grouped[record.case_id].append(record)
-    complete: dict[str, list[Record]] = {}
-    for cid in order:
-        expected = grouped[cid][0].extra.get("campaign", {}).get("records")
-        if expected is None or len(grouped[cid]) == expected:
-            complete[cid] = grouped[cid]
-    raw_lines = [line for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
-    kept = sum(len(v) for v in complete.values())
-    if kept != len(raw_lines):
-        tmp = results.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for cid in order:
-                for record in complete.get(cid, []):
-                    handle.write(record.to_json() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, results)
-    return complete
-
-
 @dataclass
 class CampaignResult:
     out_dir: Path
@@ -409,57 +415,13 @@ class CampaignResult:
     batches: int
     batch_size: int
     parallelism: int
+    quarantined: list[str] = field(default_factory=list)  # corrupt lines this resume moved aside
 
     @property
     def scheduling_overhead(self) -> float:
         """Share of worker capacity not spent computing: (wall × parallelism − compute) / (wall × parallelism)."""
         capacity = self.wall_seconds * max(1, min(self.parallelism, self.batches))
         return max(0.0, 1.0 - self.compute_seconds / capacity) if capacity > 0 else 0.0
-
-
-class _Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM: stop scheduling, keep every record already written."""
-
-
-class _InterruptGuard:
-    """Turns SIGINT/SIGTERM into :class:`_Interrupted`, but never in the middle of writing a case's records.
-
-    A signal that arrives while a case is being written is held until the case is complete, so an
-    interrupted campaign leaves only whole cases behind (a kill -9 can still cut one; resume drops it).
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.writing = False
-        self.pending = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.writing:
-            self.pending = True
-            return
-        raise _Interrupted()
-
-    def __enter__(self) -> _InterruptGuard:
-        if threading.current_thread() is threading.main_thread():  # signals can only be handled there
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    @contextmanager
-    def writing_case(self) -> Iterator[None]:
-        self.writing = True
-        try:
-            yield
-        finally:
-            self.writing = False
-        if self.pending:
-            raise _Interrupted()
 
 
 def run_campaign(
@@ -472,9 +434,30 @@ def run_campaign(
     progress: Progress | None = None,
     batch_size: int | None = None,
     show_progress: bool = False,
+    timeout: float | None = None,
 ) -> CampaignResult:
-    """Run (or resume) a campaign into ``out_dir``; returns what is on disk at the end."""
-    out = Path(out_dir)
+    """Run (or resume) a campaign into ``out_dir``; returns what is on disk at the end.
+
+    ``timeout``: seconds per call of a third-party subject (None: the supervisor's default).  Raises
+    :class:`reports.dirlock.DirectoryBusy` when another process is writing into ``out_dir``.
+    """
+    with exclusive(out_dir, "run"):
+        return _run_campaign(
+            config, Path(out_dir), workers, scheduler, resume, progress, batch_size, show_progress, timeout
+        )
+
+
+def _run_campaign(
+    config: CampaignConfig,
+    out: Path,
+    workers: int,
+    scheduler: str | None,
+    resume: bool,
+    progress: Progress | None,
+    batch_size: int | None,
+    show_progress: bool,
+    timeout: float | None,
+) -> CampaignResult:
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS_FILE
     for name in config.oracles or ():
@@ -490,7 +473,7 @@ def run_campaign(
             raise CampaignError(f"{out} holds a different campaign ({stored['config']}); use another --out")
     elif results.exists() and results.stat().st_size > 0:
         raise CampaignError(f"{results} already has records; pass --resume to continue it or choose another --out")
-    done = completed_cases(results) if resume else {}
+    done, corrupt = completed_cases(results) if resume else ({}, [])
     meta: dict[str, Any] = dict(stored) if (resume and stored) else {}
     meta.update(
         {
@@ -508,18 +491,22 @@ def run_campaign(
     per_worker = DASK_BATCHES_PER_WORKER if scheduler else BATCHES_PER_WORKER
     size = batch_size or batch_size_for(len(todo), parallelism, per_worker)
     work = batches(todo, size)
+    in_process = not scheduler and not (workers > 1 and len(work) > 1)
+    guard = InterruptGuard(immediate=in_process)
     if scheduler:
-        runner: Generator[BatchResult, None, None] = run_on_dask(config, work, scheduler)
-    elif workers > 1 and len(work) > 1:
-        runner = run_on_pool(config, work, workers)
+        runner: Generator[BatchResult, None, None] = run_on_dask(
+            config, work, scheduler, stop=guard.stopping, timeout=timeout
+        )
+    elif not in_process:
+        runner = run_on_pool(config, work, workers, stop=guard.stopping, timeout=timeout)
     else:
-        runner = run_in_process(config, work)
+        runner = run_in_process(config, work, timeout)
 
-    failed_before = sum(1 for recs in done.values() if any(r.failed for r in recs))
+    failed_before = sum(1 for stored_case in done.values() if stored_case.failed)
     tally = oracle_plan.Tally()
-    for records in done.values():
-        index = int(records[0].extra.get("campaign", {}).get("index", parse_case_id(records[0].case_id)[1]))
-        tally.add(records, case_plan(config, index, case_from_index(config.seed, index))[1])
+    for cid, stored_case in done.items():
+        index = stored_case.index if stored_case.index is not None else parse_case_id(cid)[1]
+        tally.add_checks(stored_case.checks, case_plan(config, index, case_from_index(config.seed, index))[1])
     if progress is None and show_progress:
         progress = Progress(config.examples, already_done=len(done))
     if progress is not None:
@@ -528,26 +515,28 @@ def run_campaign(
     compute = cpu = 0.0
     ran = failed_now = written = 0
     try:
-        with _InterruptGuard() as guard, RecordWriter(results, sync_seconds=SYNC_SECONDS) as writer:
+        with guard, RecordWriter(results, sync_seconds=SYNC_SECONDS) as writer:
             for result in runner:
                 compute += result.compute_seconds
                 cpu += result.cpu_seconds
                 for index, records in result.cases:
                     tally.add(records, result.skipped.get(index, {}))
                     with guard.writing_case():
-                        writer.write_all(records)
+                        writer.write_case(records)
                     written += len(records)
                     failing = any(r.failed for r in records)
                     failed_now += failing
                     ran += 1
                     if progress is not None:
                         progress.update(1, int(failing))
+            if guard.stop_requested:
+                raise Interrupted()
     finally:
         runner.close()  # on an interrupt: cancel queued batches and stop the workers now, not at GC
         if progress is not None:
             progress.close()
     wall = time.perf_counter() - start
-    total_records = sum(len(v) for v in done.values()) + written
+    total_records = sum(v.records for v in done.values()) + written
     result_summary = CampaignResult(
         out_dir=out,
         config=config,
@@ -560,6 +549,7 @@ def run_campaign(
         batches=len(work),
         batch_size=size,
         parallelism=parallelism,
+        quarantined=[c.describe(results) for c in corrupt],
     )
     meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     meta["last_run"] = {

@@ -139,8 +139,12 @@ class Tally:
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add(self, records: Iterable[Record], skipped: Mapping[str, str]) -> None:
+        self.add_checks({(r.oracle, r.check) for r in records}, skipped)
+
+    def add_checks(self, checks: Iterable[tuple[str, str]], skipped: Mapping[str, str]) -> None:
+        """:meth:`add` from a case's (oracle, check) pairs alone (what resuming keeps of a stored case)."""
         self.cases += 1
-        for name in {r.oracle for r in records if r.check in CHECKS or r.check == "protocol"}:
+        for name in {oracle for oracle, check in checks if check in CHECKS or check == "protocol"}:
             self.compared[name] = self.compared.get(name, 0) + 1
         for name, reason in skipped.items():
             counts = self.skipped.setdefault(name, {})

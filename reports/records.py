@@ -1,5 +1,5 @@
 """The JSONL view of :class:`~oracles.verdicts.records.Record`: an append-only, fsynced writer and a reader
-tolerant of a torn last line.
+tolerant of a torn last line (line formats, lean lines and corrupt lines: :mod:`reports.resultfile`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from oracles.verdicts.records import CATEGORIES, SCHEMA_VERSION, VERDICTS, Record
+from reports.resultfile import CorruptLine, CorruptLineError, case_lines, stream_lines
+from reports.resultfile import read_records as read_result_lines
 
 __all__ = [
     "CATEGORIES",
     "SCHEMA_VERSION",
     "VERDICTS",
+    "CorruptLine",
+    "CorruptLineError",
     "Record",
     "RecordWriter",
     "jsonl_lines",
@@ -58,6 +62,11 @@ class RecordWriter:
         self._file.write("".join(record.to_json() + "\n" for record in records))
         self._flush()
 
+    def write_case(self, records: list[Record]) -> None:
+        """One case's records in one write (plain passes in a lean line), flushed, synced as ``write`` is."""
+        self._file.write("".join(line + "\n" for line in case_lines(records)))
+        self._flush()
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.flush()
@@ -75,44 +84,43 @@ def _repair_truncated_tail(path: Path) -> None:
     """Drop a half-written last line (a kill mid-write) so appends start on a clean line."""
     if not path.exists() or path.stat().st_size == 0:
         return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n")
-    path.write_bytes(data[: cut + 1] if cut >= 0 else b"")
+    with path.open("rb+") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(end - 1)
+        if handle.read(1) == b"\n":
+            return
+        # Walk back in chunks to the last newline: the file may be hundreds of megabytes.
+        position = end
+        while position > 0:
+            start = max(0, position - 65536)
+            handle.seek(start)
+            cut = handle.read(position - start).rfind(b"\n")
+            if cut >= 0:
+                handle.truncate(start + cut + 1)
+                return
+            position = start
+        handle.truncate(0)
 
 
 def jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` for every non-blank line; a torn *last* line (a kill mid-write) is dropped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    last = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if number == last:
-            try:
-                json.loads(line)
-            except json.JSONDecodeError:
-                return
-        yield number, line
-
-
-# Fields without a default in Record: a line lacking one is not a record (some other JSON file).
-REQUIRED_FIELDS = ("case_id", "case", "spec", "subject", "oracle", "check", "verdict")
+    """``(line number, line)`` for every non-blank line, streamed; a torn *last* line (a kill mid-write) is dropped."""
+    for number, raw in stream_lines(path):
+        yield number, raw.decode("utf-8", errors="replace")
 
 
 def parse_line(path: str | Path, number: int, line: str) -> dict[str, Any]:
-    """One JSONL line as a record dict; a corrupt line, or JSON that is not a record, is an error naming its place."""
+    """One JSONL line as a dict; a corrupt line before the last is an error naming its place."""
     try:
-        data = json.loads(line)
+        data: dict[str, Any] = json.loads(line)
     except json.JSONDecodeError:
         raise ValueError(f"{path}:{number}: corrupt JSONL line") from None
-    if not isinstance(data, dict) or any(key not in data for key in REQUIRED_FIELDS):
-        raise ValueError(f"{path}:{number}: not a backprop-check record ({type(data).__name__} without its fields)")
     return data
 
 
-def read_records(path: str | Path) -> Iterator[Record]:
-    """Yield records; a truncated or corrupt *last* line is skipped, a corrupt earlier line is an error."""
-    for number, line in jsonl_lines(path):
-        yield Record.from_dict(parse_line(path, number, line))
+def read_records(path: str | Path, corrupt: list[CorruptLine] | None = None) -> Iterator[Record]:
+    """Yield records (a lean line yields each of its passes), streamed; a torn last line is skipped.
+
+    A corrupt line before the last raises :class:`CorruptLineError` naming it, unless ``corrupt`` is
+    given: then it is appended there and reading goes on.
+    """
+    return read_result_lines(path, corrupt)

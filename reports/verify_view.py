@@ -55,8 +55,11 @@ def render_section(summary: dict[str, Any]) -> str:
     return lead_html(summary, link=PAGE_FILE)
 
 
-def write_verify_report(directory: str | Path) -> Path:
-    """Render ``DIR/verify.html`` from ``DIR/verify.jsonl`` and ``DIR/verify.json``."""
+def write_verify_report(directory: str | Path, *, corrupt: list[str] | None = None) -> Path:
+    """Render ``DIR/verify.html`` from ``DIR/verify.jsonl`` and ``DIR/verify.json``.
+
+    Corrupt lines are skipped and flagged in the page; their descriptions are appended to ``corrupt``.
+    """
     directory = Path(directory)
     summary_path = directory / SUMMARY_FILE
     summary: dict[str, Any] = {}
@@ -76,8 +79,11 @@ def write_verify_report(directory: str | Path) -> Path:
         "finished": summary.get("finished"),
         "replay_options": replay_options(summary),
     }
+    data = aggregate_file(directory / RESULTS_FILE)
+    if corrupt is not None:
+        corrupt.extend(data.corrupt)
     html = render_report(
-        aggregate_file(directory / RESULTS_FILE),
+        data,
         header,
         directory,
         lead=lead_html(summary) if summary else None,

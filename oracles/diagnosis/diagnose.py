@@ -43,7 +43,7 @@ from reference_impl.spec import Spec
 
 __all__ = ["Diagnosis", "diagnose_subject"]
 
-HARD_CATEGORIES = ("timeout", "mutation", "nondeterminism", "nonfinite", "missing", "dtype")
+HARD_CATEGORIES = ("timeout", "crash", "mutation", "nondeterminism", "nonfinite", "missing", "dtype")
 
 
 # --- 1. protocol -------------------------------------------------------------------------------------
@@ -184,8 +184,8 @@ def diagnose_subject(
     for case in [*probe_cases(family, rng), *given]:
         run = run_probe(subject, case, timeout)
         runs.append(run)
-        if run.failure is not None and run.failure.category == "timeout":
-            break  # every further probe would wait as long again
+        if run.failure is not None and run.failure.category in ("timeout", "crash"):
+            break  # every further probe would wait as long again, or restart a worker to die again
     found = _protocol_diagnoses(runs)
     if any(d.key in ("state", "protocol:nondeterminism") for d in found):
         return found

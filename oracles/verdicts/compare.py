@@ -15,9 +15,10 @@ from functools import lru_cache
 import numpy as np
 
 from oracles.registry import Oracle, OracleOutput, oracles_for
-from oracles.subjects import Subject, call_subject
+from oracles.subjects import Subject, SubjectCall, call_subject
 from oracles.verdicts.blocks import case_record, record_from_blocks
 from oracles.verdicts.kinks import kink_record
+from oracles.verdicts.loss_check import loss_record
 from oracles.verdicts.records import Record
 from oracles.verdicts.tolerances import Tolerance, tolerance_for
 from reference_impl.case import Case
@@ -109,7 +110,7 @@ def compare_to_oracle(
     """Records for one subject against one oracle: gradients (and δ when both sides expose them).
 
     ``outputs``, when given, keeps the oracle's full output (if one was computed) under its name, so a
-    caller that needs its values again does not evaluate the oracle twice."""
+    caller that needs its values again (the entry table, the loss check) does not evaluate the oracle twice."""
     tolerance = tolerance_for(oracle.name, dtype)
     if oracle.directional is not None:
         record, passed = projection_record(case, subject_name, oracle, subject_grads, tolerance)
@@ -175,21 +176,28 @@ def check_case(
 ) -> list[Record]:
     """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case.
 
-    ``outputs``: filled with the oracles' full outputs, as :func:`compare_to_oracle` does."""
+    ``outputs``: filled with the oracles' full outputs, as :func:`compare_to_oracle` does.  A subject with
+    a ``loss`` companion also gets a ``loss`` record against the first oracle (one whose full evaluation
+    was made anyway, when there is one).  What an isolated subject printed during the call is kept,
+    bounded, in every record's ``extra["subject_output"]``.
+    """
     call = call_subject(subject, case)
     oracles = oracles_for(case.spec, oracle_names)
     if call.failure is not None or call.grads is None:
         failure = call.failure
         assert failure is not None
-        return [
+        faults = [
             protocol_record(case, subject.name, o.name, failure.category, failure.message, failure.parameter)
             for o in oracles
         ]
+        return _with_output(faults, call)
     deltas = None
     if subject.deltas is not None:
         params, X, Y = case.arrays()
         deltas = subject.deltas(case.spec, params, X, Y)
     records: list[Record] = []
+    if outputs is None:
+        outputs = {}
     for oracle in oracles:
         compared = compare_to_oracle(
             case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas, outputs=outputs
@@ -197,4 +205,14 @@ def check_case(
         for record in compared:
             record.elapsed += call.elapsed
             records.append(record)
+    if subject.loss is not None and oracles:
+        judge = next((o for o in oracles if o.name in outputs), oracles[0])
+        records.append(loss_record(case, subject, judge, outputs.get(judge.name)))
+    return _with_output(records, call)
+
+
+def _with_output(records: list[Record], call: SubjectCall) -> list[Record]:
+    if call.output_bytes:
+        for record in records:
+            record.extra["subject_output"] = {"bytes": call.output_bytes, "start": call.output}
     return records

@@ -22,6 +22,8 @@ CATEGORIES = (
     "exception",
     "kink",
     "timeout",
+    "crash",
+    "loss",
     "mutation",
     "nondeterminism",
     "dtype",
@@ -96,8 +98,12 @@ class Record:
         if self.category:
             head += f" [{self.category}]"
         if self.abs_err is not None:
+            # A lean record (a plain pass read back from a campaign file) keeps its errors, not its values.
+            values = f" subject={self.subject_value!r} oracle={self.oracle_value!r}"
+            if self.subject_value is None:
+                values = ""
             head += (
-                f" at {where}: subject={self.subject_value!r} oracle={self.oracle_value!r}"
+                f" at {where}:{values}"
                 f" abs_err={self.abs_err:.3g} rel_err={(self.rel_err or 0.0):.3g} tol={(self.tolerance or 0.0):.3g}"
             )
         elif self.parameter:

@@ -47,6 +47,11 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("finite_diff", "float64"): Tolerance(1e-7, 1e-10, estimate_factor=10.0, note="O(h²)+O(eps/h)"),
 }
 DEFAULT = Tolerance(1e-12, 1e-300, note="default float64 floor")
+# A subject's loss value (its ``loss`` companion) against an oracle's.  Every loss here is a sum of
+# non-negative terms, so a stable float64 evaluation is good to a few ulps; a naive log(1 − σ(z)) of a
+# saturated unit loses digits (≈ 1e-7 relative at z = 25) without being a wrong formula, while a wrong
+# formula (2L + 1, a missing 1/m, a ½) is off by a factor.
+LOSS_TOLERANCE = Tolerance(1e-6, 1e-300, note="loss value; naive saturated logs lose digits")
 
 
 def tolerance_for(oracle: str, dtype: str = "float64") -> Tolerance:

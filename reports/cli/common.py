@@ -18,6 +18,17 @@ class UsageError(Exception):
         self.category = category
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type for ``--timeout S``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse prints the whole usage block before its error; we want the one categorised line."""
 

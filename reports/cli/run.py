@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, joined, quiet, say
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, joined, positive_seconds, quiet, say
 from reports.cli.outdir import check_directory, foreign_record
 
 DEFAULT_EXAMPLES = 500
@@ -51,6 +51,13 @@ def register(subparsers: Any) -> None:
         help="run these oracles only on every K-th case (e.g. sympy_exact=10); the others run on every case",
     )
     run.add_argument("--resume", action="store_true", help="continue the campaign in DIR without redoing cases")
+    run.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="S",
+        help="seconds per call of a MODULE:ATTR subject before its worker is killed (default 30)",
+    )
     run.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
     run.add_argument("--batch-size", type=int, default=None, metavar="B", help=argparse.SUPPRESS)
     run.set_defaults(func=run_command)
@@ -77,6 +84,9 @@ def register(subparsers: Any) -> None:
     replay.add_argument(
         "--convention", default=None, metavar="NAME", help="the loss convention the subject declared to verify"
     )
+    replay.add_argument(
+        "--timeout", type=positive_seconds, default=None, metavar="S", help="seconds per call of the subject"
+    )
     replay.set_defaults(func=replay_command)
 
     report = subparsers.add_parser(
@@ -84,7 +94,8 @@ def register(subparsers: Any) -> None:
         help="re-render DIR/report.html from DIR/results.jsonl (and DIR/verify.html from DIR/verify.jsonl)",
         description=(
             "Re-render the HTML reports of a directory: report.html of a campaign, verify.html of a verify run "
-            "(a truncated last JSONL line is ignored)."
+            "(a truncated last JSONL line is ignored; a corrupt line is named, skipped and flagged in the page, "
+            "and the exit code is 1; a file with no record at all is an input error)."
         ),
     )
     report.add_argument("directory", metavar="DIR", help="a directory written by run and/or verify")
@@ -132,8 +143,11 @@ def run_command(args: argparse.Namespace) -> int:
     if not scheduler and (args.workers is None or args.workers > 1):
         start_workers_early()  # the workers' imports overlap this process's own start-up
     from reports import campaign
-    from reports.html import write_report
+    from reports.dirlock import DirectoryBusy, exclusive
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory", "io")
     args.oracles, args.subsample = joined(args.oracles), joined(args.subsample)
     _positive(args.examples, "--examples")  # an empty run is an error, not a pass
     _positive(args.workers, "--workers")
@@ -141,9 +155,6 @@ def run_command(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}", "usage")
     oracles = _oracle_list(args.oracles)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory", "io")
     if args.resume:
         stored = campaign.read_campaign(out)
         if stored is None:
@@ -164,8 +175,21 @@ def run_command(args: argparse.Namespace) -> int:
             subsample=_subsample(args.subsample),
         )
     # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
-    campaign.resolve_subject(config.subject)
+    campaign.resolve_subject(config.subject, args.timeout)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    try:
+        # One writer at a time, from the first record to the last byte of the report.
+        with exclusive(out, "run"):
+            return _run_and_report(args, config, out, workers, scheduler)
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+
+
+def _run_and_report(args: argparse.Namespace, config: Any, out: Path, workers: int, scheduler: str | None) -> int:
+    from reports import campaign
+    from reports.html import write_report
+    from reports.resume import QUARANTINE_FILE
+
     try:
         result = campaign.run_campaign(
             config,
@@ -175,9 +199,12 @@ def run_command(args: argparse.Namespace) -> int:
             resume=args.resume,
             batch_size=args.batch_size,
             show_progress=not quiet(args),
+            timeout=args.timeout,
         )
     except campaign.CampaignError as exc:
         raise UsageError(str(exc), "usage") from None
+    for line in result.quarantined:
+        print(f"backprop-check: {line} moved to {out / QUARANTINE_FILE}; its case was run again", file=sys.stderr)
     report_path = write_report(out)
     if args.junit:
         from reports.junit import write_junit
@@ -220,7 +247,7 @@ def replay_command(args: argparse.Namespace) -> int:
     oracles = _oracle_list(joined(args.oracles))
     subject_target = args.subject or (stored_subject(directory) if directory is not None else None)
     subject_target = subject_target or campaign.REFERENCE
-    subject = campaign.resolve_subject(subject_target)
+    subject = campaign.resolve_subject(subject_target, args.timeout)
     if args.convention is not None:
         from oracles.diagnosis.conventions import CONVENTIONS
         from reports.cli.verify import _declared
@@ -272,6 +299,7 @@ def replay_snippet(case: Any, subject_target: str) -> str:
 def report_command(args: argparse.Namespace) -> int:
     from reports.campaign import RESULTS_FILE
     from reports.cli.verify import RESULTS_FILE as VERIFY_RESULTS
+    from reports.dirlock import DirectoryBusy, exclusive
     from reports.html import write_report
     from reports.records import read_records
     from reports.verify_view import write_verify_report
@@ -279,25 +307,31 @@ def report_command(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory", "io")
-    renderers = [
-        (name, render) for name, render in ((RESULTS_FILE, write_report), (VERIFY_RESULTS, write_verify_report))
-    ]
-    present = [(name, render) for name, render in renderers if (directory / name).exists()]
+    present = [name for name in (RESULTS_FILE, VERIFY_RESULTS) if (directory / name).exists()]
     if not present:
         raise UsageError(f"{directory} holds neither {RESULTS_FILE} (run) nor {VERIFY_RESULTS} (verify)", "io")
-    written = []
-    for name, render in present:
-        try:
-            # An empty or unreadable file is not "all 0 cases agree": say it has no records.
-            if next(iter(read_records(directory / name)), None) is None:
-                raise UsageError(f"{directory / name} holds no records", "input")
-            written.append(render(directory))
-        except ValueError as exc:  # a line that is not JSON or not a record
-            raise UsageError(str(exc), "input") from None
-    if args.junit:
-        from reports.junit import write_junit
+    for name in present:
+        # Garbage, or JSON that is not records, is not "all 0 cases agree": with no record at all, say so.
+        skipped: list[Any] = []
+        if next(iter(read_records(directory / name, skipped)), None) is None:
+            why = f" ({len(skipped)} corrupt line(s), the first: {skipped[0]})" if skipped else ""
+            raise UsageError(f"{directory / name} holds no records{why}", "input")
+    corrupt: list[str] = []
+    written: list[Path] = []
+    try:
+        with exclusive(directory, "report"):
+            if RESULTS_FILE in present:
+                written.append(write_report(directory, corrupt=corrupt))
+                if args.junit:
+                    from reports.junit import write_junit
 
-        write_junit(directory / present[0][0], Path(args.junit))
+                    write_junit(directory / RESULTS_FILE, Path(args.junit))
+            if VERIFY_RESULTS in present:
+                written.append(write_verify_report(directory, corrupt=corrupt))
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+    for line in corrupt:
+        print(f"backprop-check: {line}: skipped; the report flags it", file=sys.stderr)
     for path in written:
         say(args, f"report: {path}")
-    return EXIT_OK
+    return EXIT_FOUND if corrupt else EXIT_OK

@@ -1,4 +1,4 @@
-"""``backprop-check verify MODULE:ATTR`` and ``backprop-check fixtures export|check``.
+"""``backprop-check verify MODULE:ATTR``: a subject checked on seeded cases, with a diagnosis.
 
 ``verify`` draws seeded cases from what the subject supports, compares its gradients with an
 independent oracle, and prints the diagnosis first, then a verdict per parameter family.  Exit 0: every
@@ -22,13 +22,15 @@ import numpy as np
 from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
-from oracles.registry import get_oracle
-from oracles.subjects import Subject, call_subject, load_subject, subject_supports
+from oracles.registry import OracleOutput, get_oracle
+from oracles.subjects import DEFAULT_TIMEOUT, Subject, call_subject, load_subject, subject_supports
 from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.loss_check import loss_record
 from reference_impl.case import Case
 from reference_impl.spec import Spec
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, listed, quiet
 from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refresh_campaign_report
+from reports.dirlock import DirectoryBusy, exclusive
 from reports.records import Record, RecordWriter
 
 # verify's own files: beside a campaign's results.jsonl/report.html, never over them
@@ -64,7 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_list_option(verify, "--activations", metavar="NAME", help="only these activations (intersected with SUPPORTS)")
     add_list_option(verify, "--losses", metavar="NAME", help="only these losses (intersected with SUPPORTS)")
     verify.add_argument(
-        "--timeout", type=float, metavar="S", help="seconds per call; the call runs in a killable process"
+        "--timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds per call before the subject's worker process is killed (default {DEFAULT_TIMEOUT:g})",
     )
     verify.add_argument(
         "--convention", metavar="NAME", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}"
@@ -90,7 +95,11 @@ class FamilyVerdict:
     def line(self, name: str) -> str:
         total = self.passed + self.failed
         verdict = "FAIL" if self.failed else "pass"
-        worst = f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}" if self.failed else ""
+        worst = ""
+        if self.failed and self.worst_rel_err > 0:
+            worst = f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}"
+        elif self.failed and self.worst_case:
+            worst = f", first in {self.worst_case}"
         return f"  {name:<6} {verdict}  {self.passed}/{total} cases right{worst}"
 
     def to_dict(self, name: str) -> dict[str, Any]:
@@ -110,6 +119,9 @@ class VerifyResult:
     failing_cases: list[Case] = field(default_factory=list)
     verdicts: dict[str, FamilyVerdict] = field(default_factory=dict)
     protocol: dict[str, list[str]] = field(default_factory=dict)  # category -> case ids
+    gradient_failing: list[Case] = field(default_factory=list)  # failing cases the diagnosis can look at
+    loss_failures: list[Record] = field(default_factory=list)  # the loss companion's failing records
+    output_bytes: int = 0  # most the subject printed in one call (captured, not shown)
 
 
 def _family(args: argparse.Namespace) -> Family:
@@ -161,6 +173,13 @@ def _declared(subject: Subject, convention: str | None) -> Subject:
 
 
 def _tally(result: VerifyResult, record: Record) -> None:
+    if record.check == "loss" and record.failed:
+        result.loss_failures.append(record)
+        if not record.blocks:  # the companion raised or returned no number: no block to tally
+            verdict = result.verdicts.setdefault("loss", FamilyVerdict())
+            verdict.failed += 1
+            verdict.worst_case = verdict.worst_case or record.case_id
+            return
     if record.check == "protocol":
         # A protocol fault is the call's, not a parameter's: no gradient was compared (an input mutated
         # in place names the input, a NaN names the first block it met); it has its own line.
@@ -202,11 +221,20 @@ def verify_subject(
         else:
             factor = _declared_factor(convention, case)
             grads = {name: value / factor for name, value in call.grads.items()}
-            records = compare_to_oracle(case, subject.name, grads, oracle)
+            outputs: dict[str, OracleOutput] = {}
+            records = compare_to_oracle(case, subject.name, grads, oracle, outputs=outputs)
             for record in records:
                 record.elapsed += call.elapsed
-                if convention is not None:
+            if subject.loss is not None:
+                output = outputs.get(oracle.name)
+                records.append(loss_record(case, subject, oracle, output, factor=factor, timeout=timeout))
+            if convention is not None:
+                for record in records:
                     record.extra["convention"] = {"name": convention, "factor": factor}
+        if call.output_bytes:
+            result.output_bytes = max(result.output_bytes, call.output_bytes)
+            for record in records:
+                record.extra["subject_output"] = {"bytes": call.output_bytes, "start": call.output}
         for record in records:
             _tally(result, record)
             result.records.append(record)
@@ -214,6 +242,8 @@ def verify_subject(
                 writer.write(record)
         if any(r.failed for r in records):
             result.failing_cases.append(case)
+        if any(r.failed and r.check != "loss" for r in records):
+            result.gradient_failing.append(case)
     return result
 
 
@@ -231,7 +261,8 @@ def run_verify(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.out is not None:
         check_directory(args.out, "verify")  # refuse before any work; create it once the inputs are good
-    subject = load_subject(args.subject)
+    # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
+    subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
     _check_convention(args.convention, family)
     try:
@@ -243,6 +274,16 @@ def run_verify(args: argparse.Namespace) -> int:
         # (measured: 100 cases' torch comparisons 13x slower with two threads on a busy 2-core machine).
         sys.modules["torch"].set_num_threads(1)
     cases = family_cases(family, args.seed, args.examples)
+    if args.out is None:
+        return _verify(args, subject, family, cases)
+    try:
+        with exclusive(args.out, "verify"):
+            return _verify(args, subject, family, cases)
+    except DirectoryBusy as exc:
+        raise UsageError(str(exc), "busy") from None
+
+
+def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case]) -> int:
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     writer = None
@@ -250,20 +291,17 @@ def run_verify(args: argparse.Namespace) -> int:
         claim_directory(args.out, "verify")
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
-        result = verify_subject(
-            subject, cases, oracle_name=args.oracle, convention=args.convention, timeout=args.timeout, writer=writer
-        )
+        result = verify_subject(subject, cases, oracle_name=args.oracle, convention=args.convention, writer=writer)
     finally:
         if writer is not None:
             writer.close()
     diagnoses: list[Diagnosis] = []
-    if result.failing_cases:
+    if result.gradient_failing:
         diagnoses = diagnose_subject(
             _declared(subject, args.convention),
-            result.failing_cases[:DIAGNOSIS_CASES],
+            result.gradient_failing[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
-            timeout=args.timeout,
         )
     lines = _render(args, cases, result, diagnoses)
     status = next(line for line in lines if line.startswith(("PASS:", "FAIL:")))
@@ -319,6 +357,7 @@ def _summary(
         "status_line": next(line for line in lines if line.startswith(("PASS:", "FAIL:"))),
         "verdicts": [result.verdicts[n].to_dict(n) for n in sorted(result.verdicts, key=_parameter_order)],
         "protocol": result.protocol,
+        "loss_failures": [{"case": r.case_id, "message": r.message} for r in result.loss_failures],
         "out": str(args.out),
     }
 
@@ -330,6 +369,8 @@ def _render(
     if not result.failing_cases:
         declared = f" (declared convention: {args.convention})" if args.convention else ""
         lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
+    elif not result.gradient_failing:
+        lines.append(f"diagnosis: loss: the gradients agree with {args.oracle}; the loss companion does not")
     elif diagnoses:
         lines.append(f"diagnosis: {diagnoses[0].line()}")
         lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
@@ -337,6 +378,13 @@ def _render(
         lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
     for category, ids in sorted(result.protocol.items()):
         lines.append(f"protocol [{category}]: {len(ids)} case(s), first {ids[0]}")
+    if result.loss_failures:
+        first = result.loss_failures[0]
+        lines.append(f"loss [loss]: {len(result.loss_failures)} case(s), first {first.case_id}: {first.message}")
+    if result.output_bytes:
+        lines.append(
+            f"subject output: up to {result.output_bytes} bytes per call, captured (the start is kept in the records)"
+        )
     if result.verdicts:
         lines.append("verdict per parameter:")
         for name in sorted(result.verdicts, key=_parameter_order):
