@@ -148,10 +148,11 @@ def test_fixtures_export_into_a_file_or_over_fixtures_is_refused(
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        ('{"a": 1}\n{"b": 2}\n', "not a backprop-check record"),  # JSON, but not records
-        ("[1, 2, 3]\n", "not a backprop-check record"),
-        ("garbage\n", "holds no records"),  # one torn line: nothing readable
-        ("garbage\nmore garbage\n", "corrupt JSONL line"),
+        ('{"a": 1}\n{"b": 2}\n', "'case_id' is missing"),  # JSON, but not records
+        ("[1, 2, 3]\n", "holds no records"),  # one line, unreadable as a record: dropped as torn
+        ("[1, 2, 3]\n[4]\n", "not an object"),
+        ("garbage\n", "holds no records"),
+        ("garbage\nmore garbage\n", "corrupt line"),
         ("", "holds no records"),
     ],
 )

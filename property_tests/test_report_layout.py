@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from reports import plots
-from reports.html import TEMPLATES, _heatmaps
+from reports.heatmap import block_heatmaps
+from reports.html import TEMPLATES
 from reports.mathml import math_text, to_mathml
 from reports.records import Record
 
@@ -41,7 +42,7 @@ def _record(abs_diff: dict[str, list[list[float]]], tolerance: float) -> Record:
 
 def test_heatmaps_leave_differences_within_the_tolerance_white() -> None:
     heat = {"W1": [[1e-16, 3e-13], [0.0, 1e-3]]}
-    text, maps = _heatmaps(_record(heat, 1e-12), heat)
+    text, maps = block_heatmaps(_record(heat, 1e-12), heat)
     fills = [part.split('"')[0] for part in str(maps[0]).split('fill="')[1:]]
     assert fills[0] == "#ffffff" and fills[1] == "#ffffff"  # rounding noise below the tolerance: no colour
     assert fills[2] == "#f4f6f8"  # exactly 0

@@ -314,7 +314,7 @@ def report_command(args: argparse.Namespace) -> int:
         # Garbage, or JSON that is not records, is not "all 0 cases agree": with no record at all, say so.
         skipped: list[Any] = []
         if next(iter(read_records(directory / name, skipped)), None) is None:
-            why = f" ({len(skipped)} corrupt line(s), the first: {skipped[0]})" if skipped else ""
+            why = f": {len(skipped)} corrupt line(s), the first {skipped[0].describe(name)}" if skipped else ""
             raise UsageError(f"{directory / name} holds no records{why}", "input")
     corrupt: list[str] = []
     written: list[Path] = []
