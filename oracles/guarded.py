@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from oracles.import_path import current_directory_first
 from reference_impl.spec import Array, Params, Spec
 
 GradientsFn = Callable[[dict[str, Any], dict[str, Array], Array, Array], Mapping[str, Any]]
@@ -88,10 +89,14 @@ class SubjectCallFailed(Exception):
 
 
 def resolve_target(target: str) -> tuple[GradientsFn, LossFn | None]:
-    """``module:attr`` -> (gradients, loss or None); the attr is a function or an object with ``.gradients``."""
+    """``module:attr`` -> (gradients, loss or None); the attr is a function or an object with ``.gradients``.
+
+    MODULE is searched in the current directory first (:func:`oracles.import_path.current_directory_first`).
+    """
     if ":" not in target:
         raise SubjectLoadError(f"subject must be MODULE:ATTR, got {target!r}")
     module_name, attr = target.split(":", 1)
+    current_directory_first()
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure of user code is reported, not raised

@@ -36,6 +36,7 @@ from oracles.guarded import (
     resolve_target,
 )
 from oracles.hazards import case_hazards, summary
+from oracles.import_path import current_directory_first
 from oracles.supervisor import DEFAULT_TIMEOUT, IsolatedGradients, IsolatedLoss, Supervisor, exit_status
 from reference_impl.case import Case
 from reference_impl.spec import Array, Params, Spec
@@ -110,6 +111,7 @@ def load_subject(target: str, *, isolate: bool = True, timeout: float | None = N
 def subject_supports(target: str) -> dict[str, Any] | None:
     """The optional ``SUPPORTS`` dict beside a ``MODULE:ATTR`` subject (on the object first, then the module)."""
     module_name, attr = target.split(":", 1)
+    current_directory_first()
     obj: Any = importlib.import_module(module_name)
     found = getattr(obj, "SUPPORTS", None)
     for part in attr.split("."):

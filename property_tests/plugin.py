@@ -22,7 +22,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store",
         default=None,
         metavar="MODULE:ATTR",
-        help="run the backprop-check property suite against this gradients function",
+        help=(
+            "run the backprop-check property suite against this gradients function "
+            "(MODULE is imported from the current directory first, like python -m)"
+        ),
     )
     group.addoption(
         "--backprop-examples",
@@ -108,6 +111,22 @@ class SubjectPropertyItem(pytest.Item):
         return self.target, None, f"backprop-subject {self.target} [{self.loss}]"
 
 
+class SubjectCollector(pytest.Collector):
+    """The subject's property items, collected like any test file's (so "collected N items" counts them)."""
+
+    def __init__(self, *, target: str, losses: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.losses = losses
+
+    def collect(self) -> list[pytest.Item]:
+        return [
+            SubjectPropertyItem.from_parent(self, name=f"[{loss}]", target=self.target, loss=loss)
+            for loss in self.losses
+        ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection, so those select our items too
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     target = _target(config)
     if target is None:
@@ -120,9 +139,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         family = Family.from_supports(subject_supports(target))
     except (SubjectLoadError, ValueError) as exc:
         raise pytest.UsageError(f"{OPTION} {target}: {exc}") from None
-    for loss in family.usable_losses:
-        items.append(
-            SubjectPropertyItem.from_parent(
-                session, name=f"backprop_subject[{target}][{loss}]", target=target, loss=loss
-            )
-        )
+    name = f"backprop_subject[{target}]"
+    collector = SubjectCollector.from_parent(
+        session, name=name, nodeid=name, target=target, losses=tuple(family.usable_losses)
+    )
+    # Through the collection hooks, as a test file is: the terminal's "collected N items" then counts them.
+    report = collector.ihook.pytest_make_collect_report(collector=collector)
+    session.ihook.pytest_collectreport(report=report)
+    items.extend(node for node in report.result if isinstance(node, pytest.Item))

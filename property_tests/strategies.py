@@ -1,9 +1,14 @@
 """Hypothesis strategies for architectures and cases: public, importable by users.
 
 >>> from hypothesis import given
->>> from property_tests.strategies import cases
->>> @given(cases())
+>>> from property_tests.strategies import cases, subject_settings
+>>> @subject_settings
+... @given(cases())
 ... def test_mine(case): ...
+
+A test that runs a subject and the oracles needs :func:`subject_settings` (or its two settings): Hypothesis'
+default 200 ms deadline fails correct code, because the first example imports torch and compiles the
+exact oracle, and later ones are fast (``DeadlineExceeded``, then ``FlakyFailure``).
 
 Widths are drawn as a list (not one width per network), so non-square layers are the common case:
 a transposed weight in the δ recursion is only visible there.
@@ -11,14 +16,18 @@ a transposed weight in the δ recursion is only visible there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
+from typing import TypeVar
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from reference_impl.case import Case
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Spec
 from reference_impl.stress import STRESS_BATCHES, check_share
+
+TestFunction = TypeVar("TestFunction", bound=Callable[..., object])
 
 HIDDEN_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATION_NAMES if a != "softmax")
 PARAM_SCALES: tuple[float, ...] = (0.1, 0.5, 1.0, 1.0, 2.0, 5.0)  # 5.0 saturates sigmoid/tanh units
@@ -103,3 +112,12 @@ def cases(
         data_scale=draw(st.sampled_from(list(data_scales))),
         kinks=draw(st.booleans()) if kinks is None else kinks,
     )
+
+
+def subject_settings(test: TestFunction) -> TestFunction:
+    """Decorate a ``@given`` test that calls subjects and oracles: no deadline, no too-slow health check.
+
+    Everything else (``max_examples``, derandomisation, …) comes from the Hypothesis profile loaded when
+    the test is decorated, so ``HYPOTHESIS_PROFILE`` and ``settings.load_profile`` still apply.
+    """
+    return settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])(test)

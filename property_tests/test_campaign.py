@@ -185,7 +185,8 @@ def test_progress_redraws_a_bar_on_a_tty_and_prints_plain_lines_otherwise() -> N
         now[0] = 0.0
     lines = plain.getvalue().splitlines()
     assert "\r" not in plain.getvalue() and len(lines) == 6  # the first, then one a second, and the last
-    assert lines[-1] == "progress: 10/10 cases (100%), 2.2 cases/s, 1 failing, ETA 00:00"
+    assert lines[0] == "progress: 1/10 cases (10%), -- cases/s, 0 failing, ETA --:--"  # too early for a rate
+    assert lines[-1] == "progress: 10/10 cases (100%), 2.0 cases/s, 1 failing, ETA 00:00"
     assert tty.getvalue().count("\r") == 6 and tty.getvalue().endswith("\n")
     assert "[############################] 10/10 cases" in tty.getvalue()
     assert format_eta(3725) == "1:02:05" and format_eta(float("inf")) == "--:--"

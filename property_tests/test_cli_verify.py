@@ -127,7 +127,7 @@ def test_the_reference_passes_with_exit_0(capsys: pytest.CaptureFixture[str], tm
     assert lines[0].startswith("diagnosis: none needed: all 12 cases agree")
     assert "verdict per parameter:" in lines
     assert any(line.split()[:2] == ["W1", "pass"] for line in lines)
-    records = (tmp_path / "o" / "results.jsonl").read_text().splitlines()
+    records = (tmp_path / "o" / "verify.jsonl").read_text().splitlines()
     assert len(records) >= 12
     summary = json.loads((tmp_path / "o" / "verify.json").read_text())
     assert summary["failing_cases"] == []
@@ -164,10 +164,10 @@ def test_a_declared_convention_leaves_the_real_bug_to_the_diagnosis(
     code, lines, _ = _verify(capsys, *args, "--out", str(tmp_path))
     assert code == 1
     assert lines[0].startswith("diagnosis: scale (layer 1)")
-    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "verify.jsonl").read_text().splitlines()]
     assert all(r["extra"]["convention"]["name"] == "half_sse" for r in records if r["check"] == "gradient")
-    html = tmp_path / "report.html"
-    assert html.is_file() or any(line.startswith("HTML report not written") for line in lines)
+    html = tmp_path / "verify.html"
+    assert html.is_file()
 
 
 @pytest.mark.parametrize(("name", "category"), HOSTILE)
@@ -216,6 +216,6 @@ def test_usage_errors_are_one_categorised_line_and_exit_2(
 def test_supports_restricts_generation(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, lines, _ = _verify(capsys, "oracles.adapters.article:gradients", "--examples", "6", "--out", str(tmp_path))
     assert code == 1
-    records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "verify.jsonl").read_text().splitlines()]
     assert {tuple(r["spec"]["activations"]) for r in records} == {("sigmoid",)}
     assert lines[0].startswith("diagnosis: bias_axis (layer 1)")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 
 from oracles.numeric import finite_diff
+from oracles.numeric.perturbed import direction_losses
 from property_tests.numeric_helpers import full_records, perturbed_subject
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients
@@ -27,20 +28,40 @@ def test_wide_layers_agree_at_the_noise_floor_through_the_series_route(case: Cas
         assert not record.failed, record.explain()
 
 
+def _truncation_and_rounding(case: Case, directions: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Per direction: what central differences may be off by, from their own error terms.
+
+    (L(θ+hv) − L(θ−hv))/2h = ⟨∇L, v⟩ + h²/6·D³L[v,v,v] + O(h⁴), plus rounding of about eps·|L|/h.  D³ is
+    estimated from losses at ±h and ±2h: (L(2h) − 2L(h) + 2L(−h) − L(−2h))/(2h³).  Deep saturated nets
+    (param_scale 5) have a large D³ along a direction that moves every parameter at once.
+    """
+    params, X, Y = case.arrays()
+    h = np.array([finite_diff.direction_step(params, v) for v in directions])
+    steps = np.stack([2 * h, h, -h, -2 * h], axis=1)
+    evaluation = direction_losses(case.spec, params, X, Y, directions, steps)
+    losses = evaluation.losses
+    third = (losses[:, 0] - 2 * losses[:, 1] + 2 * losses[:, 2] - losses[:, 3]) / (2 * h**3)
+    rounding = 8 * np.finfo(float).eps * np.abs(losses).max(axis=1) / h
+    # Across a kink within 2h, D³ is not a derivative: no estimate (the direction is then not judged).
+    return np.where(evaluation.crossed.any(axis=1), np.nan, 2 * h**2 / 6 * np.abs(third) + rounding)
+
+
 @settings(max_examples=30)
 @given(cases(kinks=False))
+@example(Case(Spec((1, 6, 2, 2, 1), ("identity", "identity", "sigmoid", "identity"), "mse"), 4, 16, 5.0, 0.5, False))
 def test_directional_derivative_is_the_projected_gradient(case: Case) -> None:
     params, X, Y = case.arrays()
     grads = gradients(case.spec, params, X, Y)
     rng = np.random.default_rng(case.seed)
     directions = [{k: rng.standard_normal(v.shape) for k, v in params.items()} for _ in range(3)]
     got = finite_diff.directional(case.spec, params, X, Y, directions)
-    for value, v in zip(got, directions, strict=True):
-        if np.isnan(value):  # the direction crossed a kink: inconclusive by design
+    allowed = _truncation_and_rounding(case, directions)
+    for value, v, error in zip(got, directions, allowed, strict=True):
+        if np.isnan(value) or not np.isfinite(error):  # the direction crossed a kink: inconclusive by design
             continue
         exact = sum(float(np.sum(grads[k] * v[k])) for k in v)
         scale = sum(float(np.sum(np.abs(grads[k] * v[k]))) for k in v)
-        assert abs(value - exact) <= 1e-6 * scale + 1e-9, (value, exact, repr(case))
+        assert abs(value - exact) <= 1e-6 * scale + 1e-9 + error, (value, exact, error, repr(case))
 
 
 def test_a_relative_error_of_1e_minus_5_is_caught() -> None:

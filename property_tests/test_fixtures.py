@@ -100,7 +100,7 @@ def test_one_corrupted_value_fails_naming_the_case_and_parameter(
     np.savez(path, **answer)
     assert main(["fixtures", "check", str(exported), str(results)]) == 1
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"FAIL {entry['id']} W1: worst at [0,0]")
+    assert out[0].startswith(f"FAIL {entry['id']} W1 [mismatch]: worst at [0,0]")
     assert out[-1].startswith("FAIL: 5 of 6 cases right, 1 wrong block(s)")
 
 

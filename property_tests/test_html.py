@@ -17,6 +17,7 @@ from reference_impl.generate import case_from_index
 from reports import html as report_html
 from reports import plots
 from reports.campaign import CampaignConfig, run_campaign
+from reports.heatmap import heatmap_svg
 from reports.records import Record, read_records
 
 PLANTED = "property_tests.mutation.planted:scale_layer1"
@@ -135,7 +136,7 @@ def test_plots_are_static_deterministic_svg() -> None:
 
 
 def test_heatmap_darkest_cell_is_the_largest_difference() -> None:
-    svg = str(report_html.heatmap_svg("W1", [[1e-16, 1e-3], [0.0, 1e-10]], -16.0, -3.0))
+    svg = str(heatmap_svg("W1", [[1e-16, 1e-3], [0.0, 1e-10]], -16.0, -3.0))
     fills = [part.split('"')[0] for part in svg.split('fill="')[1:]]
     assert fills[1] == "#af2d00" and fills[2] == "#f4f6f8"  # largest |Δ| darkest; exact zero grey
     assert "largest 0.001 at [0,1]" in svg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from oracles.numeric.functions import activate, loss_values
@@ -12,6 +12,7 @@ from oracles.numeric.imaginary import complex_step_entries
 from oracles.numeric.perturbed import direction_losses, entry_losses
 from oracles.numeric.steps import EPS
 from oracles.numeric.tape import base_tape
+from oracles.verdicts.rounding_scale import magnitudes
 from property_tests.strategies import cases, specs
 from reference_impl import Case, Spec, gradients, loss
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES
@@ -243,27 +244,37 @@ def test_a_whole_block_is_one_batch_not_a_python_loop_per_entry(monkeypatch: pyt
 def _fast_versus_generic(case: Case, zero_active: bool = False, conditioned: bool = True) -> float:
     """Worst |fast − generic| over the allowance, across every block of ``case`` (≤ 1 is agreement).
 
-    The allowance is a few ulps of the block's largest entry, plus (``conditioned``), where a sum of
-    terms cancels, a few times the generic evaluation's own distance from the reference: both paths
-    then round the same cancelling terms differently, and neither is better than that.
+    Both paths sum the same chain-rule products in different orders.  Each product has at most
+    ``depth + 1`` factors and each sum at most ``max width + batch`` terms, so with
+    ``n = (depth + 1)·(max width + batch)`` each path is within γ_n ≈ n·eps of the exact value *relative to
+    the sum of the terms' magnitudes* Ḡ (:func:`oracles.verdicts.rounding_scale.magnitudes`), not to the
+    result: where terms cancel, |g| ≪ Ḡ (the W1 entry of the ``@example`` below is 8.8e-4 out of terms
+    near 0.1).  Two paths: 2·n·eps·max(Ḡ, |g|).  ``conditioned=False`` drops Ḡ (a few ulps of the block
+    only), for kinks, where Ḡ follows the reference's relu'(0) = 0 and the other convention is asked.
     """
     params, X, Y = case.arrays()
-    exact = gradients(case.spec, params, X, Y)
+    scale = magnitudes(case.spec, params, X, Y)
+    n = (case.spec.depth + 1) * (max(case.spec.widths) + case.batch)
     worst = 0.0
     for name in case.spec.parameter_names:
         indices = np.arange(params[name].size)
         fast = complex_step_entries(case.spec, params, X, Y, name, indices, zero_active=zero_active)
         generic = complex_step_entries(case.spec, params, X, Y, name, indices, zero_active=zero_active, generic=True)
-        conditioning = float(np.abs(generic - exact[name].ravel()).max()) if conditioned else 0.0
-        allowed = 16 * EPS * float(np.abs(generic).max()) + 4 * conditioning
-        difference = float(np.abs(fast - generic).max())
-        if difference > 0:
-            worst = max(worst, difference / allowed if allowed > 0 else np.inf)
+        if conditioned:
+            allowed = 2 * n * EPS * np.maximum(scale[name].M.ravel(), np.abs(generic))
+        else:
+            allowed = np.full(generic.shape, 16 * EPS * float(np.abs(generic).max()))
+        difference = np.abs(fast - generic)
+        ratio = np.divide(difference, allowed, out=np.full(difference.shape, np.inf), where=allowed > 0)
+        worst = max(worst, float(np.max(np.where(difference > 0, ratio, 0.0))))
     return worst
 
 
 @settings(max_examples=60)
 @given(cases(kinks=False))
+@example(
+    Case(Spec((1, 1, 2), ("identity", "sigmoid"), "bce"), batch=5, seed=2, param_scale=0.5, data_scale=1.0, kinks=False)
+)
 def test_imaginary_parts_alone_equal_full_complex_arithmetic(case: Case) -> None:
     assert _fast_versus_generic(case) <= 1.0, repr(case)
 

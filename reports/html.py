@@ -19,6 +19,7 @@ import heapq
 import importlib
 import json
 import math
+import shlex
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -28,9 +29,10 @@ from typing import Any
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from reports import plots
+from reports.heatmap import block_heatmaps
 from reports.records import Record
 from reports.resultfile import (
     BadLine,
@@ -55,6 +57,7 @@ EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("audit.json", "reports.audit.view", "Article audit"),
     ("mutants.json", "reports.mutation_view", "Mutation kill matrix"),
     ("generated.json", "reports.generated_view", "Generated mutants"),
+    ("verify.json", "reports.verify_view", "Verify"),
 )
 
 _ENV = Environment(
@@ -354,40 +357,6 @@ def _feature_groups(data: ReportData) -> tuple[dict[str, dict[str, np.ndarray]],
     return ordered, {f: dict(c) for f, c in fails.items()}
 
 
-def heatmap_svg(name: str, values: Sequence[Sequence[float]] | Sequence[float], lo: float, hi: float) -> Markup:
-    """|Δ| of one block as a grid of cells, colour = log10 |Δ| on the shared scale [lo, hi]."""
-    grid = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    if grid.ndim > 2:
-        grid = grid.reshape(grid.shape[0], -1)
-    rows, cols = grid.shape
-    cell = max(6, min(18, 180 // max(rows, cols, 1)))
-    with np.errstate(divide="ignore"):
-        logged = np.where(grid > 0, np.log10(np.where(grid > 0, grid, 1.0)), -np.inf)
-    worst = np.unravel_index(int(np.argmax(grid)), grid.shape)
-    # One title per block, not per cell: per-cell tooltips would make a report of many failures megabytes.
-    parts = [
-        f'<svg class="heat" width="{cols * cell + 2}" height="{rows * cell + 16}" role="img">'
-        f"<title>|Δ| over {escape(name)}: largest {grid[worst]:.3g} at [{worst[0]},{worst[1]}]</title>"
-        f'<text x="1" y="11" font-size="10">{escape(name)}</text>'
-    ]
-    span = max(hi - lo, 1e-9)
-    for r in range(rows):
-        for c in range(cols):
-            value = logged[r, c]
-            if np.isfinite(value):
-                t = min(1.0, max(0.0, (value - lo) / span))
-                # white (tiny) -> amber -> dark red (largest |Δ| in the record)
-                red, green, blue = 255 - int(80 * t), int(245 - 200 * t), int(235 - 235 * t)
-                colour = f"#{red:02x}{green:02x}{blue:02x}"
-            else:
-                colour = "#f4f6f8"
-            parts.append(
-                f'<rect x="{1 + c * cell}" y="{14 + r * cell}" width="{cell - 1}" height="{cell - 1}" fill="{colour}"/>'
-            )
-    parts.append("</svg>")
-    return Markup("".join(parts))
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return "–"
@@ -404,10 +373,14 @@ def _exact(value: Any) -> str:
 
 
 def _replay_command(record: Record, campaign: dict[str, Any] | None) -> str:
+    """A command that runs as shown: ``replay_options`` (a verify page's ``--subject … --out …``) when given."""
+    options = (campaign or {}).get("replay_options")
+    if options is not None:
+        return f"backprop-check replay {shlex.quote(record.case_id)}{options}"
     subject_target = (campaign or {}).get("config", {}).get("subject")
     command = f"backprop-check replay {record.case_id}"
     if subject_target and subject_target != "reference":
-        command += f" --subject {subject_target}"
+        command += f" --subject {shlex.quote(subject_target)}"
     return command
 
 
@@ -472,12 +445,7 @@ def _row(record: Record, position: int, data: ReportData, campaign: dict[str, An
     heat = record.extra.get("abs_diff")
     if row["detailed"] and isinstance(heat, dict) and heat:
         try:
-            finite = [
-                float(np.log10(v)) for block in heat.values() for v in np.ravel(np.asarray(block, float)) if v > 0
-            ]
-            lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-            row["heatmaps"] = [heatmap_svg(name, block, lo, hi) for name, block in heat.items()]
-            row["heat_range"] = f"log10 |Δ| from {lo:.1f} (light) to {hi:.1f} (dark); grey = exactly 0"
+            row["heat_range"], row["heatmaps"] = block_heatmaps(record, heat)
         except (TypeError, ValueError):  # a damaged heatmap costs the picture, not the report
             row["heatmaps"] = []
     return row
@@ -509,9 +477,19 @@ def _extra_sections(directory: Path | None) -> list[dict[str, Any]]:
 
 
 def render_report(
-    records: Iterable[Record] | ReportData, campaign: dict[str, Any] | None = None, directory: Path | None = None
+    records: Iterable[Record] | ReportData,
+    campaign: dict[str, Any] | None = None,
+    directory: Path | None = None,
+    *,
+    lead: str | None = None,
+    records_file: str = "results.jsonl",
+    sections: bool = True,
 ) -> str:
-    """The report page as a string; ``campaign`` is DIR/campaign.json (seed, config, versions), if any."""
+    """The report page as a string; ``campaign`` is DIR/campaign.json (seed, config, versions), if any.
+
+    ``lead`` (trusted HTML) is a section shown first, before the summary (the verify page's diagnosis);
+    ``sections=False`` leaves out the other features' sections (a verify page is about one subject).
+    """
     start = time.perf_counter()
     data = records if isinstance(records, ReportData) else aggregate(records)
     if campaign is None or "versions" not in campaign:
@@ -559,7 +537,9 @@ def render_report(
         failing_blocks=data.failing_blocks.most_common(12),
         first_wrong=data.first_wrong.most_common(8),
         categories=data.categories.most_common(),
-        extra_sections=_extra_sections(directory),
+        extra_sections=_extra_sections(directory) if sections else [],
+        lead=Markup(lead) if lead else None,
+        records_file=records_file,
         render_seconds=lambda: time.perf_counter() - start,
     )
     return html

@@ -17,9 +17,14 @@ _SYMBOL = {KILLED: "X", KINK: "k", SURVIVED: ".", NOT_APPLICABLE: "-"}
 def figure_line(data: Mapping[str, Any]) -> str:
     s = data["summary"]
     percent = 100.0 * s["bug_killed"] / s["bug_total"] if s["bug_total"] else 100.0
+    named = (
+        f"; the diagnosis names {s['diagnosed_correctly']}/{s['diagnosed']}"
+        if s.get("diagnosed")
+        else "; diagnosis not run"
+    )
     return (
         f"killed {s['bug_killed']}/{s['bug_total']} bug mutants ({percent:.1f} %); "
-        f"{s['kink_classified']}/{s['kink_total']} kink mutants classified as kinks"
+        f"{s['kink_classified']}/{s['kink_total']} kink mutants classified as kinks{named}"
     )
 
 
@@ -45,7 +50,9 @@ _CSS = """
 .bpc-mutation table{border-collapse:collapse;font-size:12px}
 .bpc-mutation th,.bpc-mutation td{border:1px solid #ccc;padding:2px 5px;text-align:center}
 .bpc-mutation td.name{text-align:left;white-space:nowrap}
-.bpc-mutation td.desc{text-align:left;min-width:18em;max-width:30em}
+.bpc-mutation .scroll{overflow-x:auto;max-width:100%}
+.bpc-mutation td.desc{text-align:left;min-width:12em;max-width:22em}
+.bpc-mutation td.arch{text-align:left;min-width:9em;max-width:14em}
 .bpc-mutation th.col{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap}
 .bpc-mutation .killed{background:#b7e1b1}.bpc-mutation .kink{background:#c9d7f2}
 .bpc-mutation .survived{background:#fff;color:#555}.bpc-mutation .na{background:#eee;color:#888}
@@ -84,7 +91,7 @@ def render_section(data: dict[str, Any]) -> str:
         rows.append(
             f'<tr class="{row_class}"><td class="name">{esc(m["name"])}</td>'
             f'<td class="desc">{esc(m["description"])}</td>'
-            f"<td>{esc(m['kind'])}</td>{''.join(cells)}<td>{verdict}</td><td>{arch}</td>"
+            f"<td>{esc(m['kind'])}</td>{''.join(cells)}<td>{verdict}</td><td class='arch'>{arch}</td>"
             f"<td>{esc(m['expected'])}</td><td>{diag_text}</td></tr>"
         )
     coverage = data.get("coverage") or {}
@@ -98,9 +105,10 @@ def render_section(data: dict[str, Any]) -> str:
         f'<p class="figure">{esc(figure_line(data))}</p>'
         f"<p>{n_cases} cases (seed {int(data.get('seed', 0))}); each cell: killed / kink / survived / n/a "
         f"(hover for the case and the record).</p>"
-        f"<table><thead><tr><th>mutant</th><th>bug</th><th>kind</th>{head}<th>verdict</th>"
+        f'<div class="scroll"><table><thead>'
+        f"<tr><th>mutant</th><th>bug</th><th>kind</th>{head}<th>verdict</th>"
         f"<th>smallest exposing architecture</th><th>expected diagnosis</th><th>diagnosis</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table><p>{coverage_text}</p></section>"
+        f"<tbody>{''.join(rows)}</tbody></table></div><p>{coverage_text}</p></section>"
     )
 
 

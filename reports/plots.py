@@ -69,7 +69,8 @@ def histogram_svg(log_errors: Mapping[str, np.ndarray], title: str = "") -> str:
         if title:
             axes.set_title(title)
         if log_errors:
-            axes.legend(frameon=False, fontsize=8)
+            # Outside the axes, on the right: inside, it covered the bars it labels.
+            axes.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         return _svg(figure)
 
 

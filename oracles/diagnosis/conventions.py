@@ -34,7 +34,7 @@ class Convention:
     half: bool  # a ½ in front (squared error only)
     reduction: str  # one of REDUCTIONS
     squared_only: bool
-    description: str
+    description: str  # words only: messages show it beside ``formula``, so it must not repeat it
     formula: str = ""
 
     def constant(self, m: int, n_out: int) -> float:
@@ -46,26 +46,26 @@ class Convention:
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
-        Convention("mse", False, "batch_mean", True, "(1/m) Σ‖y−ŷ‖²: the suite's mse", "L = (1/m) Σ_i ‖y_i − ŷ_i‖²"),
-        Convention("half_sse", True, "sum", True, "½ Σ (y−ŷ)², no 1/m: the suite's half_sse", "L = ½ Σ (y − ŷ)²"),
-        Convention("sse", False, "sum", True, "Σ (y−ŷ)², neither ½ nor 1/m", "L = Σ (y − ŷ)²"),
+        Convention("mse", False, "batch_mean", True, "the suite's mse", "L = (1/m) Σ_i ‖y_i − ŷ_i‖²"),
+        Convention("half_sse", True, "sum", True, "½ and no 1/m: the suite's half_sse", "L = ½ Σ (y − ŷ)²"),
+        Convention("sse", False, "sum", True, "neither ½ nor 1/m", "L = Σ (y − ŷ)²"),
         Convention(
             "half_mse",
             True,
             "batch_mean",
             True,
-            "(1/2m) Σ‖y−ŷ‖²: ½ and a mean over the batch",
+            "½ and a mean over the batch",
             "L = (1/2m) Σ_i ‖y_i − ŷ_i‖²",
         ),
         Convention(
-            "mean_elements", False, "element_mean", False, "mean over every entry, ÷ (m·n_L)", "L = (1/(m·n_L)) Σ ℓ"
+            "mean_elements", False, "element_mean", False, "a mean over every entry, ÷ (m·n_L)", "L = (1/(m·n_L)) Σ ℓ"
         ),
         Convention(
             "half_mean_elements",
             True,
             "element_mean",
             True,
-            "½ · mean over every entry, ÷ (2·m·n_L)",
+            "½ of a mean over every entry, ÷ (2·m·n_L)",
             "L = (1/(2·m·n_L)) Σ (y − ŷ)²",
         ),
         Convention(

@@ -53,7 +53,9 @@ def setting(**dimensions: object) -> Setting:
 
 
 def setting_label(point: Setting) -> str:
-    return ", ".join(f"{name}={value}" for name, value in point) or "(single setting)"
+    """``loss=bce, m>1``: a value that is itself a comparison (``">1"``) is not written ``m=>1``."""
+    parts = (f"{name}{value}" if value[:1] in "<>≤≥" else f"{name}={value}" for name, value in point)
+    return ", ".join(parts) or "(single setting)"
 
 
 # --- instances and outcomes ------------------------------------------------------------------------

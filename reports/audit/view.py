@@ -10,30 +10,38 @@ from typing import Any
 from jinja2 import Environment
 
 from reports.audit.core import AMBIGUOUS, CONDITIONS, HOLDS, VERDICTS, WRONG
+from reports.mathml import math_text
 
 _BADGE_CLASS = {HOLDS: "holds", CONDITIONS: "conditions", WRONG: "wrong", AMBIGUOUS: "ambiguous"}
 
 _SECTION = """\
 <section class="audit-section">
 <style>
-.audit-section table{border-collapse:collapse;width:100%}
+.audit-section table{border-collapse:collapse;width:100%;table-layout:fixed}
+.audit-section col.key{width:7em}.audit-section col.statement{width:32%}.audit-section col.verdict{width:12.5em}
+.audit-section td.verdict .badge{white-space:normal}
 .audit-section th,.audit-section td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
 .audit-section .badge{display:inline-block;padding:1px 6px;border-radius:8px;font-size:90%;white-space:nowrap}
 .audit-section .holds{background:#d8f5d8}.audit-section .conditions{background:#fff1c2}
 .audit-section .wrong{background:#f8cfcf}.audit-section .ambiguous{background:#dcdcf8}
-.audit-section pre{white-space:pre-wrap;margin:2px 0;font-size:90%}
+.audit-section pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:2px 0;font-size:90%}
+.audit-section .quote{white-space:pre-wrap;margin:4px 0}
+.audit-section math[display="block"]{margin:4px 0}
 .audit-section .gloss{color:#555}
 </style>
 <p>{{ counts_line }} ({{ n_claims }} claims; {{ examples }} Hypothesis instances per setting and reading;
 oracle values from torch autograd).</p>
 <table>
+<colgroup><col class="key"><col class="statement"><col class="verdict"><col class="evidence"></colgroup>
 <thead><tr><th>§</th><th>statement</th><th>verdict</th><th>readings and evidence</th></tr></thead>
 <tbody>
 {% for c in claims %}
 <tr id="audit-{{ loop.index }}">
 <td>{{ c.key }}<br><small>{{ c.kind }}</small></td>
-<td><b>{{ c.title }}</b><pre>{{ c.quote }}</pre><div class="gloss">{{ c.gloss }}</div></td>
-<td><span class="badge {{ badge[c.verdict] }}">{{ c.verdict }}</span>
+<td><b>{{ c.title }}</b>
+{% if "$" in c.quote %}<div class="quote">{{ math(c.quote) }}</div>{% else %}<pre>{{ c.quote }}</pre>{% endif %}
+<div class="gloss">{{ c.gloss }}</div></td>
+<td class="verdict"><span class="badge {{ badge[c.verdict] }}">{{ c.verdict }}</span>
 {% if c.condition %}<div><small>{{ c.condition }}</small></div>{% endif %}
 <div><small>oracle: {{ c.oracle }}</small></div></td>
 <td>
@@ -80,6 +88,7 @@ def show_counterexample(example: Mapping[str, Any]) -> str:
 
 _ENV = Environment(autoescape=True)
 _ENV.globals["show"] = show_counterexample
+_ENV.globals["math"] = math_text  # the article's $$…$$ as MathML: typeset by the browser, no script, no network
 _TEMPLATE = _ENV.from_string(_SECTION)
 
 

@@ -1,8 +1,11 @@
-"""What every subcommand shares: exit codes, the one-line categorised usage error, the stress options."""
+"""What every subcommand shares: exit codes, the one-line categorised usage error, list options, output,
+the stress options."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from reference_impl.stress import STRESS_SHARE, check_share
@@ -57,3 +60,36 @@ def stress_share(value: float | None) -> float:
         return check_share(value)
     except ValueError as exc:
         raise UsageError(f"--stress: {exc}", "usage") from None
+
+
+LIST_HELP = "A,B or A B"
+
+
+def add_list_option(parser: argparse.ArgumentParser, flag: str, *, metavar: str, help: str) -> None:
+    """A list option taking ``a,b``, ``a b`` or both (``a,b c``): one syntax for every command."""
+    parser.add_argument(flag, nargs="+", default=None, metavar=metavar, help=f"{help} ({LIST_HELP})")
+
+
+def listed(values: Sequence[str] | str | None) -> list[str] | None:
+    """``["a,b", "c"]`` or ``"a,b"`` -> ``["a", "b", "c"]``; None stays None (the option was not given)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def joined(values: Sequence[str] | str | None) -> str | None:
+    """A list option as one comma-separated string (what the older ``A,B`` parsers take)."""
+    names = listed(values)
+    return None if names is None else ",".join(names)
+
+
+def quiet(args: Any) -> bool:
+    return bool(getattr(args, "quiet", False))
+
+
+def say(args: Any, line: str) -> None:
+    """An informational line on stdout, suppressed by ``--quiet``; the final verdict line uses ``print``."""
+    if not quiet(args):
+        print(line, file=sys.stdout)

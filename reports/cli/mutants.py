@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError
+from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, joined, quiet, say
+from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refresh_campaign_report
 
 DEFAULT_EXAMPLES = 24
 DEFAULT_GENERATED_EXAMPLES = 25  # what verify draws by default: the generated mutants meet verify
@@ -21,8 +22,7 @@ GENERATED_JSON = "generated.json"
 GENERATED_HTML = "generated.html"
 DEFAULT_SEED = 0
 DEFAULT_SHRINK_EXAMPLES = 150
-JSON_FILE = "mutants.json"
-HTML_FILE = "mutants.html"
+JSON_FILE, HTML_FILE = OWN_FILES["mutants"]
 
 
 def register(subparsers: Any) -> None:
@@ -44,7 +44,13 @@ def register(subparsers: Any) -> None:
         f"(default {DEFAULT_GENERATED_EXAMPLES})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S", help=f"seed (default {DEFAULT_SEED})")
-    parser.add_argument("--out", default=None, metavar="DIR", help=f"write DIR/{JSON_FILE} and DIR/{HTML_FILE}")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help=f"write DIR/{JSON_FILE} and DIR/{HTML_FILE} (into a campaign directory, its report.html gains the "
+        "matrix); refused if they are already there",
+    )
     parser.add_argument(
         "--shrink-examples",
         type=int,
@@ -52,16 +58,15 @@ def register(subparsers: Any) -> None:
         metavar="K",
         help=f"Hypothesis examples per mutant when shrinking (0: do not shrink; default {DEFAULT_SHRINK_EXAMPLES})",
     )
-    parser.add_argument("--mutants", default=None, metavar="A,B,...", help="only these mutants (default: all)")
-    parser.add_argument("--oracles", default=None, metavar="A,B,...", help="only these oracles (default: all)")
+    add_list_option(parser, "--mutants", metavar="NAME", help="only these mutants (default: all)")
+    add_list_option(parser, "--oracles", metavar="NAME", help="only these oracles (default: all)")
     parser.add_argument("--no-diagnosis", action="store_true", help="do not ask the diagnoser to name each mutant")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     generated = parser.add_argument_group("generated mutants (--generated)")
     generated.add_argument(
         "--generated", action="store_true", help="measure kill rate and diagnosis precision on generated mutants"
     )
     generated.add_argument("--per-base", type=int, default=None, metavar="N", help="at most N mutants per base")
-    generated.add_argument("--bases", default=None, metavar="A,B", help="only these base implementations")
+    add_list_option(generated, "--bases", metavar="NAME", help="only these base implementations")
     generated.add_argument("--workers", type=int, default=1, metavar="K", help="processes (default 1)")
     generated.add_argument(
         "--equivalence-cases", type=int, default=60, metavar="N", help="random truth cases per mutant (default 60)"
@@ -92,7 +97,7 @@ def generated_command(args: Any) -> int:
             raise UsageError(f"{flag} must be ≥ {least}, got {value}", "usage")
     if args.workers < 1 or args.equivalence_cases < 1:
         raise UsageError("--workers and --equivalence-cases must be ≥ 1", "usage")
-    bases = _names(args.bases, {b: b for b in BASES}, "--bases") or list(BASES)
+    bases = _names(joined(args.bases), {b: b for b in BASES}, "--bases") or list(BASES)
     out = Path(args.out) if args.out is not None else None
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory", "io")
@@ -106,7 +111,7 @@ def generated_command(args: Any) -> int:
     )
 
     def progress(line: str) -> None:
-        if not args.quiet:
+        if not quiet(args):
             print(f"[generated] {line}", file=sys.stderr, flush=True)
 
     data = run_generated(settings, progress)
@@ -125,25 +130,25 @@ def mutants_command(args: Any) -> int:
     from oracles.registry import all_oracles
     from property_tests.mutation.catalogue import MUTANTS
     from property_tests.mutation.killmatrix import run_matrix
-    from reports.mutation_view import render_page, render_text
+    from reports.mutation_view import figure_line, render_page, render_text
 
     if args.examples is None:
         args.examples = DEFAULT_EXAMPLES
     if args.examples < 0:
-        raise UsageError(f"--examples must be ≥ 0, got {args.examples}", "usage")
+        raise UsageError(f"--examples must be non-negative, got {args.examples}", "usage")
     if args.shrink_examples < 0:
-        raise UsageError(f"--shrink-examples must be ≥ 0, got {args.shrink_examples}", "usage")
+        raise UsageError(f"--shrink-examples must be non-negative, got {args.shrink_examples}", "usage")
     if args.seed < 0:
-        raise UsageError(f"--seed must be ≥ 0, got {args.seed}", "usage")
+        raise UsageError(f"--seed must be non-negative, got {args.seed}", "usage")
     registered = all_oracles()
-    mutant_names = _names(args.mutants, dict(MUTANTS), "--mutants")
-    oracle_names = _names(args.oracles, registered, "--oracles")
+    mutant_names = _names(joined(args.mutants), dict(MUTANTS), "--mutants")
+    oracle_names = _names(joined(args.oracles), registered, "--oracles")
     out = Path(args.out) if args.out is not None else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory", "io")
+    if out is not None:
+        check_directory(out, "mutants")
 
     def progress(line: str) -> None:
-        if not args.quiet:
+        if not quiet(args):
             print(f"[mutants] {line}", file=sys.stderr, flush=True)
 
     import torch
@@ -165,9 +170,12 @@ def mutants_command(args: Any) -> int:
         torch.set_num_threads(threads)
     data = run.to_dict()
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        claim_directory(out, "mutants")
         (out / JSON_FILE).write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         (out / HTML_FILE).write_text(render_page(data), encoding="utf-8")
-        print(f"wrote {out / JSON_FILE} and {out / HTML_FILE}")
-    print(render_text(data))  # ends with the figure: killed / total
+        say(args, f"wrote {out / JSON_FILE} and {out / HTML_FILE}")
+        report = refresh_campaign_report(out)
+        if report is not None:
+            say(args, f"report: {report} (with the kill matrix)")
+    print(figure_line(data) if quiet(args) else render_text(data))  # ends with the figure: killed / total
     return EXIT_OK if data["summary"]["ok"] else EXIT_FOUND

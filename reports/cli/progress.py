@@ -12,6 +12,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 BAR_WIDTH = 28
+# Cases finish in bursts (a batch at a time): a rate over less than this is noise (the first line once
+# read "81149 cases/s"), so no rate or ETA is shown before it.
+MIN_RATE_SECONDS = 1.0
 
 
 def format_eta(seconds: float) -> str:
@@ -44,19 +47,20 @@ class Progress:
         # A terminal redraws cheaply; a log file should get a handful of lines, not thousands.
         self.interval = interval if interval is not None else (0.1 if self.tty else 5.0)
         self._clock = clock
-        self._first: tuple[float, int] | None = None  # (time, cases done) when the first case came in
+        self._start = clock()  # the rate counts from here: start-up is part of what the user waits for
+        self._already_done = already_done
         self._last_draw = -float("inf")
         self._drawn_at: int | None = None  # ``done`` at the last draw, so close() does not repeat a line
 
     @property
     def rate(self) -> float:
-        """Cases per second since the first case finished: worker start-up is not throughput."""
-        if self._first is None:
-            return 0.0
-        first_time, first_done = self._first
-        elapsed = self._clock() - first_time
-        fresh = self.done - first_done
-        return fresh / elapsed if elapsed > 0 and fresh > 0 else 0.0
+        """Cases per second since this run started (0 until ``MIN_RATE_SECONDS`` have passed).
+
+        Cases finished before (a resumed campaign) do not count.
+        """
+        elapsed = self._clock() - self._start
+        fresh = self.done - self._already_done
+        return fresh / elapsed if elapsed >= MIN_RATE_SECONDS and fresh > 0 else 0.0
 
     @property
     def eta(self) -> float:
@@ -66,15 +70,14 @@ class Progress:
     def line(self) -> str:
         fraction = self.done / self.total if self.total else 1.0
         counts = f"{self.done}/{self.total} cases"
-        stats = f"{self.rate:.1f} cases/s, {self.failures} failing, ETA {format_eta(self.eta)}"
+        rate = f"{self.rate:.1f} cases/s" if self.rate > 0 else "-- cases/s"
+        stats = f"{rate}, {self.failures} failing, ETA {format_eta(self.eta)}"
         if self.tty:
             filled = round(fraction * BAR_WIDTH)
             return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {counts} ({fraction:.0%}) {stats}"
         return f"progress: {counts} ({fraction:.0%}), {stats}"
 
     def update(self, cases: int = 1, failures: int = 0) -> None:
-        if self._first is None:
-            self._first = (self._clock(), self.done)
         self.done += cases
         self.failures += failures
         now = self._clock()

@@ -9,7 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from reference_impl.stress import STRESS_SHARE
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_stress_options, positive_seconds, stress_share
+from reports.cli.common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    UsageError,
+    add_list_option,
+    add_stress_options,
+    joined,
+    positive_seconds,
+    quiet,
+    say,
+    stress_share,
+)
+from reports.cli.outdir import check_directory, foreign_record
 
 DEFAULT_EXAMPLES = 500
 DEFAULT_SEED = 1
@@ -22,11 +34,21 @@ def register(subparsers: Any) -> None:
         help="check many random architectures against every oracle; write JSONL + HTML",
         description="Run a campaign: cases (seed, 0..N-1), each checked against every oracle that supports it.",
     )
-    run.add_argument("--subject", default=None, metavar="MODULE:ATTR", help="gradients function (default: reference)")
+    run.add_argument(
+        "--subject",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="gradients function (default: reference); imported from the current directory first, like python -m",
+    )
     run.add_argument("--examples", type=int, default=None, metavar="N", help=f"cases (default {DEFAULT_EXAMPLES})")
     run.add_argument("--seed", type=int, default=None, metavar="S", help=f"campaign seed (default {DEFAULT_SEED})")
-    run.add_argument("--oracles", default=None, metavar="A,B,...", help="oracle names (default: all registered)")
-    run.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})")
+    add_list_option(run, "--oracles", metavar="NAME", help="oracle names (default: all registered)")
+    run.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output directory (default {DEFAULT_OUT}); refused if it already holds a campaign (see --resume)",
+    )
     run.add_argument("--workers", type=int, default=None, metavar="K", help="local worker processes (default: cores)")
     run.add_argument(
         "--scheduler",
@@ -34,10 +56,10 @@ def register(subparsers: Any) -> None:
         metavar="ADDRESS",
         help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else run locally)",
     )
-    run.add_argument(
+    add_list_option(
+        run,
         "--subsample",
-        default=None,
-        metavar="NAME=K,...",
+        metavar="NAME=K",
         help="run these oracles only on every K-th case (e.g. sympy_exact=10); the others run on every case",
     )
     run.add_argument("--resume", action="store_true", help="continue the campaign in DIR without redoing cases")
@@ -55,15 +77,26 @@ def register(subparsers: Any) -> None:
 
     replay = subparsers.add_parser(
         "replay",
-        help="re-run one campaign case and print the full comparison and a pasteable snippet",
-        description="Re-run one case by id (SEED-INDEX, e.g. 1-000042).",
+        help="re-run one case and print the full comparison and a pasteable snippet",
+        description=(
+            "Re-run one case by id: a campaign id (SEED-INDEX, e.g. 1-000042) on its own, or any id recorded in "
+            "--out DIR (e.g. verify-0-0014 from a verify report)."
+        ),
     )
-    replay.add_argument("case_id", metavar="CASE_ID")
+    replay.add_argument("case_id", metavar="CASE_ID", help="SEED-INDEX, or an id recorded in --out DIR")
     replay.add_argument(
-        "--subject", default=None, metavar="MODULE:ATTR", help="default: the campaign's, else reference"
+        "--subject",
+        default=None,
+        metavar="MODULE:ATTR",
+        help="default: the subject of --out DIR, else reference; imported from the current directory first",
     )
-    replay.add_argument("--oracles", default=None, metavar="A,B,...", help="oracle names (default: all registered)")
-    replay.add_argument("--out", default=None, metavar="DIR", help="take the subject from this campaign directory")
+    add_list_option(replay, "--oracles", metavar="NAME", help="oracle names (default: all registered)")
+    replay.add_argument(
+        "--out", default=None, metavar="DIR", help="a run or verify directory: its records name the case and subject"
+    )
+    replay.add_argument(
+        "--convention", default=None, metavar="NAME", help="the loss convention the subject declared to verify"
+    )
     replay.add_argument(
         "--stress",
         type=float,
@@ -78,13 +111,14 @@ def register(subparsers: Any) -> None:
 
     report = subparsers.add_parser(
         "report",
-        help="re-render DIR/report.html from DIR/results.jsonl",
+        help="re-render DIR/report.html from DIR/results.jsonl (and DIR/verify.html from DIR/verify.jsonl)",
         description=(
-            "Re-render the HTML report of a campaign directory (a truncated last JSONL line is ignored; "
-            "a corrupt line is named, skipped and flagged in the page, and the exit code is 1)."
+            "Re-render the HTML reports of a directory: report.html of a campaign, verify.html of a verify run "
+            "(a truncated last JSONL line is ignored; a corrupt line is named, skipped and flagged in the page, "
+            "and the exit code is 1; a file with no record at all is an input error)."
         ),
     )
-    report.add_argument("directory", metavar="DIR")
+    report.add_argument("directory", metavar="DIR", help="a directory written by run and/or verify")
     report.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
     report.set_defaults(func=report_command)
 
@@ -134,7 +168,8 @@ def run_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory", "io")
-    _positive(args.examples, "--examples", allow_zero=True)
+    args.oracles, args.subsample = joined(args.oracles), joined(args.subsample)
+    _positive(args.examples, "--examples")  # an empty run is an error, not a pass
     _positive(args.workers, "--workers")
     _positive(args.batch_size, "--batch-size")
     if args.seed is not None and args.seed < 0:
@@ -146,7 +181,11 @@ def run_command(args: argparse.Namespace) -> int:
             raise UsageError(f"nothing to resume in {out} (no {campaign.CAMPAIGN_FILE})", "usage")
         config = campaign.CampaignConfig.from_dict(stored["config"])
         _check_resume_flags(args, config, oracles)
+        foreign = foreign_record(out / campaign.RESULTS_FILE, config.subject, config.seed)
+        if foreign is not None:
+            raise UsageError(f"cannot resume {out / campaign.RESULTS_FILE}: {foreign}; use another --out", "input")
     else:
+        check_directory(out, "run")
         subject = args.subject or campaign.REFERENCE
         config = campaign.CampaignConfig.create(
             seed=DEFAULT_SEED if args.seed is None else args.seed,
@@ -181,7 +220,7 @@ def _run_and_report(args: argparse.Namespace, config: Any, out: Path, workers: i
             scheduler=scheduler,
             resume=args.resume,
             batch_size=args.batch_size,
-            show_progress=True,
+            show_progress=not quiet(args),
             timeout=args.timeout,
         )
     except campaign.CampaignError as exc:
@@ -196,9 +235,9 @@ def _run_and_report(args: argparse.Namespace, config: Any, out: Path, workers: i
     precision = f", {result.precision_cases} right but imprecise (precision)" if result.precision_cases else ""
     print(
         f"{result.cases} cases, {result.failed_cases} with discrepancies{precision}, {result.records} records "
-        f"({result.ran} run now in {result.wall_seconds:.1f} s)\n"
-        f"records: {out / campaign.RESULTS_FILE}\nreport:  {report_path}"
+        f"({result.ran} run now in {result.wall_seconds:.1f} s)"
     )
+    say(args, f"records: {out / campaign.RESULTS_FILE}\nreport:  {report_path}")
     return EXIT_FOUND if result.failed_cases else EXIT_OK
 
 
@@ -225,27 +264,37 @@ def _check_resume_flags(args: argparse.Namespace, config: Any, oracles: list[str
 
 def replay_command(args: argparse.Namespace) -> int:
     from oracles.verdicts.compare import check_case
-    from reference_impl.generate import case_from_index
     from reports import campaign
+    from reports.cli.replay_source import find_case, stored_subject
 
-    try:
-        seed, index = campaign.parse_case_id(args.case_id)
-    except ValueError as exc:
-        raise UsageError(str(exc), "input") from None
-    subject_target = args.subject
-    oracles = _oracle_list(args.oracles)
+    directory = Path(args.out) if args.out is not None else None
+    if directory is not None and not directory.is_dir():
+        raise UsageError(f"--out {directory} is not a directory", "io")
+    # A campaign case depends on its campaign's stress share: the flag, else the stored campaign's.
     share = None if args.stress is None else stress_share(args.stress)
-    if args.out is not None:
-        stored = campaign.read_campaign(Path(args.out))
-        if stored is None:
-            raise UsageError(f"{args.out} has no {campaign.CAMPAIGN_FILE}", "io")
-        subject_target = subject_target or stored["config"]["subject"]
-        if share is None:
+    if share is None and directory is not None:
+        stored = campaign.read_campaign(directory)
+        if stored is not None:
             share = campaign.CampaignConfig.from_dict(stored["config"]).stress
+    case = find_case(args.case_id, directory, STRESS_SHARE if share is None else share)
+    oracles = _oracle_list(joined(args.oracles))
+    subject_target = args.subject or (stored_subject(directory) if directory is not None else None)
     subject_target = subject_target or campaign.REFERENCE
     subject = campaign.resolve_subject(subject_target, args.timeout)
-    case = case_from_index(seed, index, STRESS_SHARE if share is None else share)
+    if args.convention is not None:
+        from oracles.diagnosis import conventions
+
+        try:
+            declared = conventions.parse_declaration(args.convention)
+        except conventions.DeclarationError as exc:
+            raise UsageError(str(exc), "usage") from None
+        subject = conventions.declared_subject(subject, declared)
     records = check_case(case, subject, oracles)
+    failed = any(r.failed for r in records)
+    verdict = f"{'DISCREPANCIES FOUND' if failed else 'all oracles agree'} ({len(records)} records)"
+    if quiet(args):
+        print(verdict)
+        return EXIT_FOUND if failed else EXIT_OK
     out = sys.stdout
     out.write(f"case {case.id}: {case.spec.to_dict()}, batch {case.batch}, {case.spec.n_parameters} parameters\n")
     out.write(f"subject: {subject_target}\ncase: {case!r}\n\n")
@@ -259,8 +308,7 @@ def replay_command(args: argparse.Namespace) -> int:
             )
         out.write("\n")
     out.write(replay_snippet(case, subject_target))
-    failed = any(r.failed for r in records)
-    out.write(f"\n{'DISCREPANCIES FOUND' if failed else 'all oracles agree'} ({len(records)} records)\n")
+    out.write(f"\n{verdict}\n")
     return EXIT_FOUND if failed else EXIT_OK
 
 
@@ -284,25 +332,40 @@ def replay_snippet(case: Any, subject_target: str) -> str:
 
 def report_command(args: argparse.Namespace) -> int:
     from reports.campaign import RESULTS_FILE
+    from reports.cli.verify import RESULTS_FILE as VERIFY_RESULTS
     from reports.dirlock import DirectoryBusy, exclusive
     from reports.html import write_report
+    from reports.records import read_records
+    from reports.verify_view import write_verify_report
 
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory", "io")
-    if not (directory / RESULTS_FILE).exists():
-        raise UsageError(f"{directory / RESULTS_FILE} does not exist", "io")
+    present = [name for name in (RESULTS_FILE, VERIFY_RESULTS) if (directory / name).exists()]
+    if not present:
+        raise UsageError(f"{directory} holds neither {RESULTS_FILE} (run) nor {VERIFY_RESULTS} (verify)", "io")
+    for name in present:
+        # Garbage, or JSON that is not records, is not "all 0 cases agree": with no record at all, say so.
+        skipped: list[Any] = []
+        if next(iter(read_records(directory / name, skipped)), None) is None:
+            why = f": {len(skipped)} corrupt line(s), the first {skipped[0].describe(name)}" if skipped else ""
+            raise UsageError(f"{directory / name} holds no records{why}", "input")
+    corrupt: list[str] = []
+    written: list[Path] = []
     try:
         with exclusive(directory, "report"):
-            corrupt: list[str] = []
-            path = write_report(directory, corrupt=corrupt)
-            if args.junit:
-                from reports.junit import write_junit
+            if RESULTS_FILE in present:
+                written.append(write_report(directory, corrupt=corrupt))
+                if args.junit:
+                    from reports.junit import write_junit
 
-                write_junit(directory / RESULTS_FILE, Path(args.junit))
+                    write_junit(directory / RESULTS_FILE, Path(args.junit))
+            if VERIFY_RESULTS in present:
+                written.append(write_verify_report(directory, corrupt=corrupt))
     except DirectoryBusy as exc:
         raise UsageError(str(exc), "busy") from None
     for line in corrupt:
         print(f"backprop-check: {line}: skipped; the report flags it", file=sys.stderr)
-    print(f"report: {path}")
+    for path in written:
+        say(args, f"report: {path}")
     return EXIT_FOUND if corrupt else EXIT_OK

@@ -1,4 +1,4 @@
-"""``backprop-check verify MODULE:ATTR`` and ``backprop-check fixtures export|check``.
+"""``backprop-check verify MODULE:ATTR``: a subject checked on seeded cases, with a diagnosis.
 
 ``verify`` draws seeded cases from what the subject supports, compares its gradients with an
 independent oracle, and prints the diagnosis first, then a verdict per parameter family.  Exit 0: every
@@ -8,11 +8,12 @@ case agrees; 1: something is wrong (including protocol faults and undeclared con
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,65 +27,69 @@ from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_ca
 from oracles.verdicts.loss_check import loss_record
 from oracles.verdicts.precision import apply_strict
 from reference_impl.case import Case
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_stress_options, stress_share
+from reports.cli.common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    UsageError,
+    add_list_option,
+    add_stress_options,
+    listed,
+    quiet,
+    stress_share,
+)
+from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refresh_campaign_report
 from reports.dirlock import DirectoryBusy, exclusive
-from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
 from reports.records import Record, RecordWriter
 
-RESULTS_FILE = "results.jsonl"
-REPORT_FILE = "report.html"
-SUMMARY_FILE = "verify.json"
+# verify's own files: beside a campaign's results.jsonl/report.html, never over them
+RESULTS_FILE, SUMMARY_FILE, REPORT_FILE = OWN_FILES["verify"]
 DIAGNOSIS_CASES = 3  # failing cases handed to the diagnoser beside its own probes
 
 
-def _names(values: Sequence[str] | None) -> list[str] | None:
-    """``--activations tanh,relu`` and ``--activations tanh relu`` mean the same."""
-    if not values:
-        return None
-    return [name for value in values for name in value.split(",") if name]
+SUBJECT_HELP = (
+    "a gradients function, or an object with .gradients, as MODULE:ATTR; imported from the current "
+    "directory first (like python -m), then from the installed packages"
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser(
         "verify",
         help="check your gradients function against the oracles, with a diagnosis",
-        description="Check MODULE:ATTR (a gradients function, or an object with .gradients) on seeded cases.",
+        description=(
+            "Check MODULE:ATTR (a gradients function, or an object with .gradients) on seeded cases. "
+            "MODULE is imported from the current directory first."
+        ),
     )
-    verify.add_argument("subject", metavar="MODULE:ATTR")
-    verify.add_argument("--examples", type=int, default=25, help="number of cases (default 25)")
-    verify.add_argument("--seed", type=int, default=0)
-    verify.add_argument("--out", type=Path, help="write results.jsonl, verify.json and report.html here")
-    verify.add_argument("--activations", nargs="+", help="only these activations (intersected with SUPPORTS)")
-    verify.add_argument("--losses", nargs="+", help="only these losses (intersected with SUPPORTS)")
+    verify.add_argument("subject", metavar="MODULE:ATTR", help=SUBJECT_HELP)
+    verify.add_argument("--examples", type=int, default=25, metavar="N", help="number of cases (default 25)")
+    verify.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the drawn cases (default 0)")
+    verify.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help=f"write {RESULTS_FILE}, {SUMMARY_FILE} and {REPORT_FILE} here (beside other commands' files; "
+        "refused if this command's files are already there)",
+    )
+    add_list_option(verify, "--activations", metavar="NAME", help="only these activations (intersected with SUPPORTS)")
+    add_list_option(verify, "--losses", metavar="NAME", help="only these losses (intersected with SUPPORTS)")
     verify.add_argument(
         "--timeout",
         type=float,
+        metavar="S",
         help=f"seconds per call before the subject's worker process is killed (default {DEFAULT_TIMEOUT:g})",
     )
     verify.add_argument(
         "--convention",
+        metavar="NAME",
         help=f"your loss convention, one for every loss or per loss (mse=mean_elements,bce=mean_elements): "
         f"{', '.join(conventions.CONVENTIONS)}",
     )
-    verify.add_argument("--oracle", default="torch_autograd", help="oracle to compare with (default torch_autograd)")
+    verify.add_argument(
+        "--oracle", default="torch_autograd", metavar="NAME", help="oracle to compare with (default torch_autograd)"
+    )
     add_stress_options(verify)
     verify.set_defaults(func=run_verify)
-
-    fixtures = subparsers.add_parser("fixtures", help="golden fixtures for implementations in other languages")
-    actions = fixtures.add_subparsers(dest="fixtures_command", metavar="ACTION", required=True)
-    export = actions.add_parser("export", help="write versioned .npz cases and index.json")
-    export.add_argument("directory", type=Path)
-    export.add_argument("--count", type=int, default=20)
-    export.add_argument("--seed", type=int, default=0)
-    export.add_argument("--activations", nargs="+")
-    export.add_argument("--losses", nargs="+")
-    export.add_argument("--max-depth", type=int, default=None)
-    export.set_defaults(func=run_fixtures_export)
-    check = actions.add_parser("check", help="compare RESULTS/<case>.npz written by another program")
-    check.add_argument("directory", type=Path)
-    check.add_argument("results", type=Path)
-    check.add_argument("--rtol", type=float, default=DEFAULT_RTOL)
-    check.set_defaults(func=run_fixtures_check)
 
 
 # --- verify --------------------------------------------------------------------------------------------
@@ -102,10 +107,22 @@ class FamilyVerdict:
     def line(self, name: str) -> str:
         total = self.passed + self.failed
         verdict = "FAIL" if self.failed else "pass"
-        worst = (
-            f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}" if self.failed and self.worst_case else ""
-        )
+        worst = ""
+        if self.failed and self.worst_rel_err > 0:
+            worst = f", worst rel err {self.worst_rel_err:.3g} in {self.worst_case}"
+        elif self.failed and self.worst_case:
+            worst = f", first in {self.worst_case}"
         return f"  {name:<6} {verdict}  {self.passed}/{total} cases right{worst}"
+
+    def to_dict(self, name: str) -> dict[str, Any]:
+        return {
+            "parameter": name,
+            "verdict": "fail" if self.failed else "pass",
+            "passed": self.passed,
+            "failed": self.failed,
+            "worst_rel_err": self.worst_rel_err if self.failed else None,
+            "worst_case": self.worst_case or None,
+        }
 
 
 @dataclass
@@ -131,7 +148,7 @@ class VerifyResult:
 def _family(args: argparse.Namespace) -> Family:
     supports = subject_supports(args.subject)
     family = Family.from_supports(supports)
-    return family.restricted(_names(args.activations), _names(args.losses))
+    return family.restricted(listed(args.activations), listed(args.losses))
 
 
 def _check_convention(value: str | Mapping[str, str] | None, family: Family) -> dict[str, str]:
@@ -157,12 +174,14 @@ def _tally(result: VerifyResult, record: Record) -> None:
     if record.check == "loss" and record.failed:
         result.loss_failures.append(record)
         if not record.blocks:  # the companion raised or returned no number: no block to tally
-            result.verdicts.setdefault("loss", FamilyVerdict()).failed += 1
+            verdict = result.verdicts.setdefault("loss", FamilyVerdict())
+            verdict.failed += 1
+            verdict.worst_case = verdict.worst_case or record.case_id
             return
     if record.check == "protocol":
+        # A protocol fault is the call's, not a parameter's: no gradient was compared (an input mutated
+        # in place names the input, a NaN names the first block it met); it has its own line.
         result.protocol.setdefault(record.category or "exception", []).append(record.case_id)
-        if record.parameter:
-            result.verdicts.setdefault(record.parameter, FamilyVerdict()).failed += 1
         return
     for name, block in record.blocks.items():
         verdict = result.verdicts.setdefault(name, FamilyVerdict())
@@ -243,26 +262,15 @@ def _parameter_order(name: str) -> tuple[int, str]:
     return (int(digits) if digits.isdigit() else 0, name)
 
 
-def _write_report(out: Path, records: list[Record], summary: dict[str, Any]) -> str:
-    """report.html through reports.html when that module is there; otherwise say so."""
-    try:
-        html = importlib.import_module("reports.html")
-    except ModuleNotFoundError as exc:
-        if exc.name != "reports.html":
-            raise
-        return "HTML report not written (reports.html is not installed); results.jsonl has every record"
-    render = getattr(html, "render_report", None)
-    if render is None:
-        return "HTML report not written (reports.html has no render_report); results.jsonl has every record"
-    (out / REPORT_FILE).write_text(render(records, {"verify": summary}, out), encoding="utf-8")
-    return f"report: {out / REPORT_FILE}"
-
-
 def run_verify(args: argparse.Namespace) -> int:
     if args.examples < 1:
         raise UsageError("--examples must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if args.out is not None:
+        check_directory(args.out, "verify")  # refuse before any work; create it once the inputs are good
     # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
     subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
@@ -289,10 +297,11 @@ def run_verify(args: argparse.Namespace) -> int:
 def _verify(
     args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case], declared: dict[str, str]
 ) -> int:
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
     writer = None
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / RESULTS_FILE).unlink(missing_ok=True)
+        claim_directory(args.out, "verify")
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
         result = verify_subject(
@@ -315,24 +324,30 @@ def _verify(
     lines = _render(
         args, cases, result, diagnoses, instabilities, conventions.format_declaration(declared) if declared else None
     )
-    print("\n".join(lines))
+    status = next(line for line in lines if line.startswith(("PASS:", "FAIL:")))
+    print("\n".join([lines[0], status] if quiet(args) else lines))
     if args.out is not None:
-        summary = {
-            "subject": args.subject,
-            "cases": len(cases),
-            "failing_cases": [c.id for c in result.failing_cases],
-            "convention": declared or None,
-            "diagnoses": [d.__dict__ | {"losses": list(d.losses)} for d in diagnoses],
-            "instabilities": [i.as_dict() for i in instabilities],
-            "unstable_cases": [c.id for c in result.unstable_cases],
-            "precision_cases": [c.id for c, _ in result.precision],
-            "stress": stress_share(args.stress),
-            "strict": bool(args.strict),
-            "protocol": result.protocol,
-        }
+        summary = _summary(args, family, cases, result, diagnoses, lines)
+        summary.update(
+            declared=declared or None,
+            instabilities=[i.as_dict() for i in instabilities],
+            unstable_cases=[c.id for c in result.unstable_cases],
+            precision_cases=[c.id for c, _ in result.precision],
+            stress=stress_share(args.stress),
+            strict=bool(args.strict),
+            started=started.isoformat(timespec="seconds"),
+            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            elapsed_seconds=round(time.perf_counter() - clock, 3),
+        )
         (args.out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-        print(_write_report(args.out, result.records, summary))
-        print(f"records: {args.out / RESULTS_FILE}")
+        from reports.verify_view import write_verify_report
+
+        page = write_verify_report(args.out)
+        campaign_page = refresh_campaign_report(args.out)  # a campaign beside: its page gains a Verify section
+        if not quiet(args):
+            print(f"report: {page}\nrecords: {args.out / RESULTS_FILE}")
+            if campaign_page is not None:
+                print(f"report: {campaign_page} (the campaign's, with this verify run)")
     return EXIT_FOUND if result.failing_cases else EXIT_OK
 
 
@@ -341,6 +356,43 @@ def _headline(first: Diagnosis) -> str:
     if first.is_bug:
         return f"diagnosis: {first.line()}"
     return f"diagnosis: {first.line()} (not a bug, but undeclared: these cases count as failures until declared)"
+
+
+def _summary(
+    args: argparse.Namespace,
+    family: Family,
+    cases: Sequence[Case],
+    result: VerifyResult,
+    diagnoses: list[Diagnosis],
+    lines: list[str],
+) -> dict[str, Any]:
+    """verify.json: everything the page shows above the records, and what replaying a row needs."""
+    return {
+        "command": "verify",
+        "subject": args.subject,
+        "seed": args.seed,
+        "examples": args.examples,
+        "cases": len(cases),
+        "oracle": args.oracle,
+        "convention": args.convention,
+        "timeout": args.timeout,
+        "activations": listed(args.activations),
+        "losses": listed(args.losses),
+        "family": {
+            "hidden": list(family.hidden),
+            "outputs": list(family.outputs),
+            "losses": list(family.usable_losses),
+            "max_depth": family.deepest,
+        },
+        "failing_cases": [c.id for c in result.failing_cases],
+        "diagnoses": [d.__dict__ | {"losses": list(d.losses)} for d in diagnoses],
+        "diagnosis_line": lines[0],
+        "status_line": next(line for line in lines if line.startswith(("PASS:", "FAIL:"))),
+        "verdicts": [result.verdicts[n].to_dict(n) for n in sorted(result.verdicts, key=_parameter_order)],
+        "protocol": result.protocol,
+        "loss_failures": [{"case": r.case_id, "message": r.message} for r in result.loss_failures],
+        "out": str(args.out),
+    }
 
 
 def _render(
@@ -382,47 +434,15 @@ def _render(
         lines.append(
             f"subject output: up to {result.output_bytes} bytes per call, captured (the start is kept in the records)"
         )
-    lines.append("verdict per parameter:")
-    for name in sorted(result.verdicts, key=_parameter_order):
-        lines.append(result.verdicts[name].line(name))
+    if result.verdicts:
+        lines.append("verdict per parameter:")
+        for name in sorted(result.verdicts, key=_parameter_order):
+            lines.append(result.verdicts[name].line(name))
+    else:
+        lines.append("verdict per parameter: none (no call returned gradients to compare)")
     wrong = len(result.failing_cases)
     status = "FAIL" if wrong else "PASS"
     lines.append(f"{status}: {wrong} of {len(cases)} cases wrong; subject {args.subject}, seed {args.seed}")
     if wrong:
         lines.append(f"first failing case: {result.failing_cases[0]!r}")
     return lines
-
-
-# --- fixtures -----------------------------------------------------------------------------------------------
-
-
-def run_fixtures_export(args: argparse.Namespace) -> int:
-    if args.count < 1:
-        raise UsageError("--count must be at least 1")
-    family = Family().restricted(_names(args.activations), _names(args.losses))
-    if args.max_depth is not None:
-        if args.max_depth < 1:
-            raise UsageError("--max-depth must be at least 1")
-        family = Family(family.hidden, family.outputs, family.losses, 1, args.max_depth)
-    try:
-        index = export_fixtures(args.directory, args.count, seed=args.seed, family=family)
-    except FixtureError as exc:
-        raise UsageError(str(exc), "internal") from None
-    version = index["schema_version"]
-    print(f"wrote {len(index['cases'])} cases and index.json (schema version {version}) to {args.directory}")
-    return EXIT_OK
-
-
-def run_fixtures_check(args: argparse.Namespace) -> int:
-    try:
-        findings = check_results(args.directory, args.results, rtol=args.rtol)
-    except FixtureError as exc:
-        raise UsageError(str(exc), "input") from None
-    failed = [f for f in findings if not f.passed]
-    for finding in failed:
-        print(finding.line())
-    cases = {f.case_id for f in findings}
-    bad_cases = {f.case_id for f in failed}
-    status = "FAIL" if failed else "PASS"
-    print(f"{status}: {len(cases) - len(bad_cases)} of {len(cases)} cases right, {len(failed)} wrong block(s)")
-    return EXIT_FOUND if failed else EXIT_OK
