@@ -68,8 +68,8 @@ def foreign_record(results: Path, subject: str, seed: int) -> str | None:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn or corrupt line is the resume's own business, not a foreign record
-            if not isinstance(record, dict):
-                continue
+            if not isinstance(record, dict) or not isinstance(record.get("subject"), str):
+                continue  # valid JSON that is no record (a wrong-typed subject): corrupt, quarantined by resume
             case_id, owner = str(record.get("case_id", "")), record.get("subject")
             head, _, index = case_id.partition("-")
             if owner != subject:
