@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracles.diagnosis import conventions
 from oracles.diagnosis.family import Family
 from oracles.diagnosis.instability import explain_instability
 from oracles.registry import get_oracle
@@ -81,6 +82,15 @@ def case_records(
     return apply_strict(records) if strict else records
 
 
+def declaration_of(
+    target: Any, supports: Mapping[str, Any] | None, convention: str | Mapping[str, str] | None
+) -> dict[str, str]:
+    """The subject's declared convention(s): the argument, else ``SUPPORTS["convention"]``."""
+    if convention is None:
+        convention = (supports if supports is not None else getattr(target, "SUPPORTS", None) or {}).get("convention")
+    return conventions.parse_declaration(convention)
+
+
 def _diagnosis_lines(subject: Subject, case: Case, family: Family, record: Record) -> list[str]:
     from oracles.diagnosis.diagnose import diagnose_subject
 
@@ -110,14 +120,17 @@ def check_subject(
     losses: list[str] | None = None,
     stress: float = STRESS_SHARE,
     strict: bool = False,
+    convention: str | Mapping[str, str] | None = None,
 ) -> None:
     """Raise :class:`SubjectCheckFailed` (an AssertionError) unless ``target`` is right on every drawn case.
 
     ``stress``: the share of stress cases (saturated layers, logits near ±1000; NaN/inf there is
     ``unstable``); ``strict``: a result right within the tolerance but less precise than float64 allows
-    (``precision``) fails too.
+    (``precision``) fails too; ``convention`` (or ``SUPPORTS["convention"]``) declares the subject's loss
+    convention, for every loss (``"half_mse"``) or per loss (``"mse=mean_elements,bce=mean_elements"`` or
+    a dict).
     """
-    subject = as_subject(target, name)
+    subject = conventions.declared_subject(as_subject(target, name), declaration_of(target, supports, convention))
     family = family_of(target, supports)
     if losses:
         family = family.restricted(losses=losses)

@@ -6,7 +6,9 @@
 
 ``activations`` restricts every layer; ``hidden_activations`` / ``output_activations`` restrict hidden
 and output layers separately (a library with one activation shared by all hidden layers says
-``"uniform_hidden": True``).  Unknown keys are an error, so a typo does not silently widen the net.
+``"uniform_hidden": True``); ``convention`` declares the subject's loss convention, for every loss
+(``"mean_elements"``) or per loss (``{"mse": "mean_elements"}``).  Unknown keys are an error, so a typo
+does not silently widen the net.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVA
 from reference_impl.stress import STRESS_BATCHES, STRESS_SHARE, is_stress_index, stress_ordinal, stress_spec
 
 SUPPORTS_KEYS = frozenset(
-    {"activations", "hidden_activations", "output_activations", "losses", "max_depth", "min_depth", "uniform_hidden"}
+    {
+        "activations",
+        "hidden_activations",
+        "output_activations",
+        "losses",
+        "max_depth",
+        "min_depth",
+        "uniform_hidden",
+        "convention",  # the subject's loss convention(s): read by conventions.parse_declaration, not here
+    }
 )
 HIDDEN_NAMES: tuple[str, ...] = tuple(a for a in ACTIVATION_NAMES if a != "softmax")
 DEFAULT_MAX_DEPTH = 4

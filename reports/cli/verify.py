@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
@@ -28,7 +26,6 @@ from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_ca
 from oracles.verdicts.loss_check import loss_record
 from oracles.verdicts.precision import apply_strict
 from reference_impl.case import Case
-from reference_impl.spec import Spec
 from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_stress_options, stress_share
 from reports.dirlock import DirectoryBusy, exclusive
 from reports.fixtures import DEFAULT_RTOL, FixtureError, check_results, export_fixtures
@@ -64,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help=f"seconds per call before the subject's worker process is killed (default {DEFAULT_TIMEOUT:g})",
     )
-    verify.add_argument("--convention", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}")
+    verify.add_argument(
+        "--convention",
+        help=f"your loss convention, one for every loss or per loss (mse=mean_elements,bce=mean_elements): "
+        f"{', '.join(conventions.CONVENTIONS)}",
+    )
     verify.add_argument("--oracle", default="torch_autograd", help="oracle to compare with (default torch_autograd)")
     add_stress_options(verify)
     verify.set_defaults(func=run_verify)
@@ -133,46 +134,23 @@ def _family(args: argparse.Namespace) -> Family:
     return family.restricted(_names(args.activations), _names(args.losses))
 
 
-def _check_convention(name: str | None, family: Family) -> None:
-    if name is None:
-        return
-    applies = []
-    for loss in family.usable_losses:
-        try:
-            conventions.resolve(name, loss)
-            applies.append(loss)
-        except KeyError:
-            continue
-    if not applies:
+def _check_convention(value: str | Mapping[str, str] | None, family: Family) -> dict[str, str]:
+    """The declaration as loss -> name; a usage error if it is malformed or applies to none of the losses."""
+    try:
+        declared = conventions.parse_declaration(value)
+    except conventions.DeclarationError as exc:
+        raise UsageError(str(exc), "usage") from None
+    if declared and not conventions.declared_losses(declared, list(family.usable_losses)):
         raise UsageError(
-            f"convention {name!r} applies to none of the losses {list(family.usable_losses)}; "
-            f"known: {sorted(conventions.CONVENTIONS)}",
+            f"convention {conventions.format_declaration(declared)!r} applies to none of the losses "
+            f"{list(family.usable_losses)}; known: {sorted(conventions.CONVENTIONS)}",
             "usage",
         )
+    return declared
 
 
-def _declared_factor(name: str | None, case: Case) -> float:
-    if name is None:
-        return 1.0
-    try:
-        return conventions.factor(name, case.spec, case.batch)
-    except KeyError:
-        return 1.0  # the declared convention does not apply to this loss: the suite's own holds
-
-
-def _declared(subject: Subject, convention: str | None) -> Subject:
-    """The subject seen through its declared convention, so the diagnosis looks for what is left."""
-    if convention is None:
-        return subject
-
-    def rescaled(spec: dict[str, Any], params: dict[str, Any], X: Any, Y: Any) -> Any:
-        raw = subject.gradients(spec, params, X, Y)
-        factor = _declared_factor(convention, Case(Spec.from_dict(spec), batch=int(np.shape(X)[1])))
-        if not isinstance(raw, Mapping):
-            return raw
-        return {name: np.asarray(value) / factor for name, value in raw.items()}
-
-    return Subject(subject.name, rescaled, subject.loss)
+def _declared_factor(declared: Mapping[str, str] | None, case: Case) -> float:
+    return conventions.declared_factor(declared or {}, case.spec, case.batch)
 
 
 def _tally(result: VerifyResult, record: Record) -> None:
@@ -202,13 +180,17 @@ def verify_subject(
     cases: Sequence[Case],
     *,
     oracle_name: str = "torch_autograd",
-    convention: str | None = None,
+    convention: str | Mapping[str, str] | None = None,
     timeout: float | None = None,
     writer: RecordWriter | None = None,
     strict: bool = False,
 ) -> VerifyResult:
-    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle;
-    ``strict``: a precision finding fails its case."""
+    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle.
+
+    ``convention``: the subject's declared convention(s), one name or per loss (see
+    :func:`oracles.diagnosis.conventions.parse_declaration`); ``strict``: a precision finding fails its case.
+    """
+    convention = conventions.parse_declaration(convention)
     oracle = get_oracle(oracle_name)
     result = VerifyResult()
     for case in cases:
@@ -231,9 +213,10 @@ def verify_subject(
             if subject.loss is not None:
                 output = outputs.get(oracle.name)
                 records.append(loss_record(case, subject, oracle, output, factor=factor, timeout=timeout))
-            if convention is not None:
+            name = conventions.declared_name(convention or {}, case.spec.loss)
+            if name is not None:
                 for record in records:
-                    record.extra["convention"] = {"name": convention, "factor": factor}
+                    record.extra["convention"] = {"name": name, "factor": factor}
         result.output_bytes = max(result.output_bytes, call.output_bytes)
         records = with_call_notes(records, call)
         if strict:
@@ -283,7 +266,8 @@ def run_verify(args: argparse.Namespace) -> int:
     # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
     subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
-    _check_convention(args.convention, family)
+    supports = subject_supports(args.subject) or {}
+    declared = _check_convention(args.convention or supports.get("convention"), family)
     try:
         get_oracle(args.oracle)
     except KeyError as exc:
@@ -294,15 +278,17 @@ def run_verify(args: argparse.Namespace) -> int:
         sys.modules["torch"].set_num_threads(1)
     cases = family_cases(family, args.seed, args.examples, stress_share(args.stress))
     if args.out is None:
-        return _verify(args, subject, family, cases)
+        return _verify(args, subject, family, cases, declared)
     try:
         with exclusive(args.out, "verify"):
-            return _verify(args, subject, family, cases)
+            return _verify(args, subject, family, cases, declared)
     except DirectoryBusy as exc:
         raise UsageError(str(exc), "busy") from None
 
 
-def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case]) -> int:
+def _verify(
+    args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case], declared: dict[str, str]
+) -> int:
     writer = None
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -310,7 +296,7 @@ def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: l
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
         result = verify_subject(
-            subject, cases, oracle_name=args.oracle, convention=args.convention, writer=writer, strict=args.strict
+            subject, cases, oracle_name=args.oracle, convention=declared, writer=writer, strict=args.strict
         )
     finally:
         if writer is not None:
@@ -318,7 +304,7 @@ def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: l
     diagnoses: list[Diagnosis] = []
     if result.wrong_cases:
         diagnoses = diagnose_subject(
-            _declared(subject, args.convention),
+            conventions.declared_subject(subject, declared),
             result.wrong_cases[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
@@ -326,14 +312,16 @@ def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: l
     instabilities: list[Instability] = []
     if result.unstable_cases:
         instabilities = explain_instability(subject, result.unstable_cases[0], family)
-    lines = _render(args, cases, result, diagnoses, instabilities)
+    lines = _render(
+        args, cases, result, diagnoses, instabilities, conventions.format_declaration(declared) if declared else None
+    )
     print("\n".join(lines))
     if args.out is not None:
         summary = {
             "subject": args.subject,
             "cases": len(cases),
             "failing_cases": [c.id for c in result.failing_cases],
-            "convention": args.convention,
+            "convention": declared or None,
             "diagnoses": [d.__dict__ | {"losses": list(d.losses)} for d in diagnoses],
             "instabilities": [i.as_dict() for i in instabilities],
             "unstable_cases": [c.id for c in result.unstable_cases],
@@ -348,23 +336,34 @@ def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: l
     return EXIT_FOUND if result.failing_cases else EXIT_OK
 
 
+def _headline(first: Diagnosis) -> str:
+    """The first line; when it is not a bug it says why the exit code is still 1."""
+    if first.is_bug:
+        return f"diagnosis: {first.line()}"
+    return f"diagnosis: {first.line()} (not a bug, but undeclared: these cases count as failures until declared)"
+
+
 def _render(
     args: argparse.Namespace,
     cases: Sequence[Case],
     result: VerifyResult,
     diagnoses: list[Diagnosis],
     instabilities: Sequence[Instability] = (),
+    declared: str | None = None,
 ) -> list[str]:
     lines: list[str] = []
-    found = [i.line() for i in instabilities] + [d.line() for d in diagnoses]
     if not result.failing_cases:
-        declared = f" (declared convention: {args.convention})" if args.convention else ""
-        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
+        note = f" (declared convention: {declared})" if declared else ""
+        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{note}")
     elif not result.gradient_failing:
         lines.append(f"diagnosis: loss: the gradients agree with {args.oracle}; the loss companion does not")
-    elif found:
-        lines.append(f"diagnosis: {found[0]}")
-        lines.extend(f"  also: {line}" for line in found[1:])
+    elif instabilities:
+        lines.append(f"diagnosis: {instabilities[0].line()}")
+        also = [i.line() for i in instabilities[1:]] + [d.line() for d in diagnoses]
+        lines.extend(f"  also: {line}" for line in also)
+    elif diagnoses:
+        lines.append(_headline(diagnoses[0]))
+        lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
     elif result.wrong_cases:
         lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
     else:
