@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ class SubjectLoadError(Exception):
 
 @dataclass(frozen=True)
 class ProtocolFailure:
-    # exception, crash, timeout, missing, shape, nonfinite, dtype, mutation, nondeterminism
+    # exception, crash, timeout, missing, shape, nonfinite, unstable, dtype, mutation, nondeterminism
     category: str
     message: str
     parameter: str | None = None
@@ -45,7 +46,8 @@ class RawCall:
     """What one guarded call produced: the subject's raw return value, or the failure that replaced it.
 
     ``output`` is the start of what the subject wrote to stdout/stderr during the call (isolated
-    subjects only) and ``output_bytes`` how much it wrote in all.
+    subjects only) and ``output_bytes`` how much it wrote in all; ``warnings`` what it warned (NumPy's
+    overflow, …), captured rather than printed.
     """
 
     raw: Any
@@ -53,6 +55,29 @@ class RawCall:
     elapsed: float
     output: str = ""
     output_bytes: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+MAX_WARNINGS = 10
+
+
+def _warning_lines(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """Distinct warnings as ``"RuntimeWarning: overflow encountered in exp (×3)"``, first seen first."""
+    counts: dict[str, int] = {}
+    for item in caught:
+        key = f"{item.category.__name__}: {item.message}"
+        counts[key] = counts.get(key, 0) + 1
+    lines = [key if n == 1 else f"{key} (×{n})" for key, n in counts.items()]
+    return tuple(lines[:MAX_WARNINGS])
+
+
+def _captured(fn: GradientsFn, *args: Any) -> tuple[Any, tuple[str, ...]]:
+    """Call ``fn``, recording its warnings instead of letting them reach the terminal (or, under a
+    warnings-as-errors test run, turn an overflow the subject tolerates into an exception)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = fn(*args)
+    return raw, _warning_lines(caught)
 
 
 class SubjectCallFailed(Exception):
@@ -145,11 +170,15 @@ def _differing_block(first: Any, second: Any) -> str | None:
     for name in sorted(a):
         if a[name].shape != b[name].shape:
             return name
-        scale = float(np.max(np.abs(a[name]))) if a[name].size else 0.0
-        diff = np.abs(a[name] - b[name])
-        if np.any(~np.isfinite(diff) & ~(np.isnan(a[name]) & np.isnan(b[name]))):
+        # The same inf (or NaN) twice is the same answer, not a difference (inf − inf would say otherwise).
+        identical = (a[name] == b[name]) | (np.isnan(a[name]) & np.isnan(b[name]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.where(identical, 0.0, np.abs(a[name] - b[name]))
+        if np.any(~np.isfinite(diff)):
             return name
-        if np.any(np.nan_to_num(diff, nan=0.0) > NONDETERMINISM_RTOL * scale):
+        finite = np.abs(a[name][np.isfinite(a[name])])
+        scale = float(np.max(finite)) if finite.size else 0.0
+        if np.any(diff > NONDETERMINISM_RTOL * scale):
             return name
     return None
 
@@ -179,25 +208,26 @@ def guarded_call(
     call_params = {k: arrays[k] for k in params}
     start = time.perf_counter()
     try:
-        raw = fn(spec_dict, call_params, arrays["X"], arrays["Y"])
+        raw, warned = _captured(fn, spec_dict, call_params, arrays["X"], arrays["Y"])
     except caught as exc:
         return RawCall(None, exception_failure(exc), time.perf_counter() - start)
     elapsed = time.perf_counter() - start
     changed = _mutated_inputs(spec_dict, spec_before, {**call_params, "X": arrays["X"], "Y": arrays["Y"]}, before)
     if changed:
         message = f"the subject modified its input(s) {changed} in place"
-        return RawCall(raw, ProtocolFailure("mutation", message, changed[0]), elapsed)
+        return RawCall(raw, ProtocolFailure("mutation", message, changed[0]), elapsed, warnings=warned)
     if repeat:
         fresh = {k: v.copy() for k, v in params.items()}
         try:
-            again = fn(spec.to_dict(), fresh, X.copy(), Y.copy())
+            again, _ = _captured(fn, spec.to_dict(), fresh, X.copy(), Y.copy())
         except caught as exc:
-            return RawCall(raw, exception_failure(exc), elapsed)
+            return RawCall(raw, exception_failure(exc), elapsed, warnings=warned)
         block = _differing_block(raw, again)
         if block is not None:
             message = f"two identical calls returned different {block} (hidden state or randomness)"
-            return RawCall(raw, ProtocolFailure("nondeterminism", message, block if block != "keys" else None), elapsed)
-    return RawCall(raw, None, elapsed)
+            failure = ProtocolFailure("nondeterminism", message, block if block != "keys" else None)
+            return RawCall(raw, failure, elapsed, warnings=warned)
+    return RawCall(raw, None, elapsed, warnings=warned)
 
 
 def guarded_loss_call(

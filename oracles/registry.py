@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from reference_impl.case import Case
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, Array, Params, Spec, as_spec
 
 # Oracle modules, imported on first use of the registry.
@@ -59,9 +60,21 @@ class Oracle:
     # ⟨∇L, v⟩ for each direction v, when this oracle has a cheaper route than the full gradient.
     directional: Directional | None = None
     description: str = ""
+    # Why this oracle cannot judge stress cases (reference_impl.stress), or None when it can.
+    stress_reason: str | None = None
 
     def supports(self, spec: Spec | Mapping[str, Any]) -> bool:
         return self.why_unsupported(spec) is None
+
+    def supports_case(self, case: Case) -> bool:
+        return self.why_unsupported_case(case) is None
+
+    def why_unsupported_case(self, case: Case) -> str | None:
+        """:meth:`why_unsupported` of the case's spec, and the stress regime's own limit."""
+        reason = self.why_unsupported(case.spec)
+        if reason is None and case.stress and self.stress_reason is not None:
+            return f"{self.name} does not judge stress cases: {self.stress_reason}"
+        return reason
 
     def why_unsupported(self, spec: Spec | Mapping[str, Any]) -> str | None:
         spec = as_spec(spec)
@@ -154,3 +167,8 @@ def oracles_for(spec: Spec | Mapping[str, Any], names: list[str] | None = None) 
     """The named (default: all) oracles that support ``spec``."""
     chosen = [get_oracle(n) for n in names] if names else list(all_oracles().values())
     return [o for o in chosen if o.supports(spec)]
+
+
+def oracles_for_case(case: Case, names: list[str] | None = None) -> list[Oracle]:
+    """The named (default: all) oracles that support ``case`` (its spec, and its stress regime)."""
+    return [o for o in oracles_for(case.spec, names) if o.supports_case(case)]

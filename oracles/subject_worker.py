@@ -67,7 +67,7 @@ def serve(connection: Connection) -> None:
         call = _answer(grads_fn, loss_fn, op, args)
         _flush_output()
         try:
-            connection.send((seq, RawCall(picklable(call.raw), call.failure, call.elapsed)))
+            connection.send((seq, RawCall(picklable(call.raw), call.failure, call.elapsed, warnings=call.warnings)))
         except Exception as exc:  # the value pickled piecewise but not whole
             failure = ProtocolFailure("dtype", f"the returned value cannot be sent back: {type(exc).__name__}: {exc}")
             connection.send((seq, RawCall(None, failure, call.elapsed)))

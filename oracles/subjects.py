@@ -35,6 +35,7 @@ from oracles.guarded import (
     real_blocks,
     resolve_target,
 )
+from oracles.hazards import case_hazards, summary
 from oracles.import_path import current_directory_first
 from oracles.supervisor import DEFAULT_TIMEOUT, IsolatedGradients, IsolatedLoss, Supervisor, exit_status
 from reference_impl.case import Case
@@ -78,6 +79,7 @@ class SubjectCall:
     elapsed: float
     output: str = ""  # the start of what an isolated subject printed during the call
     output_bytes: int = 0
+    warnings: tuple[str, ...] = ()  # what the subject warned (NumPy overflow, …), captured, never printed
 
 
 def reference_subject() -> Subject:
@@ -157,7 +159,7 @@ def _worker(fn: GradientsFn, spec: Spec, params: Params, X: Array, Y: Array, rep
     # A Ctrl-C is the parent's to handle: any KeyboardInterrupt here is the subject's own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     call = guarded_call(fn, spec, params, X, Y, repeat, catch_interrupt=True)
-    conn.send(RawCall(picklable(call.raw), call.failure, call.elapsed))
+    conn.send(RawCall(picklable(call.raw), call.failure, call.elapsed, warnings=call.warnings))
     conn.close()
 
 
@@ -226,14 +228,35 @@ def call_subject(subject: Subject, case: Case, *, timeout: float | None = None, 
     """Call a subject on fresh copies of the case's arrays; never raises for the subject's faults.
 
     Categories: exception, crash, timeout, mutation, nondeterminism, then (on the value) missing, shape,
-    dtype, nonfinite.
+    dtype, nonfinite — or unstable, for NaN/inf or an arithmetic exception where the case holds float64
+    hazards (:mod:`oracles.hazards`).
     """
     params, X, Y = case.arrays()
     call = invoke(subject, case.spec, params, X, Y, timeout=timeout, repeat=repeat)
     if call.failure is not None:
-        return SubjectCall(None, call.failure, call.elapsed, call.output, call.output_bytes)
+        fault = _unstable_or(call.failure, case)
+        return SubjectCall(None, fault, call.elapsed, call.output, call.output_bytes, call.warnings)
     grads, failure = validate_gradients(case.spec, call.raw)
-    return SubjectCall(grads, failure, call.elapsed, call.output, call.output_bytes)
+    if failure is not None:
+        failure = _unstable_or(failure, case)
+    return SubjectCall(grads, failure, call.elapsed, call.output, call.output_bytes, call.warnings)
+
+
+# Exceptions a subject raises when its float64 arithmetic overflows (math.exp, np.seterr(all="raise"), …).
+ARITHMETIC_FAILURES = ("FloatingPointError", "OverflowError", "ZeroDivisionError")
+
+
+def _unstable_or(failure: ProtocolFailure, case: Case) -> ProtocolFailure:
+    """NaN/inf (or an arithmetic exception) where the case holds float64 hazards is an instability: the
+    exact gradient is finite there and the reference computes it.  On a tame case it stays a plain fault."""
+    arithmetic = failure.category == "exception" and failure.message.split(":", 1)[0] in ARITHMETIC_FAILURES
+    if failure.category != "nonfinite" and not arithmetic:
+        return failure
+    found = case_hazards(case)
+    if not found:
+        return failure
+    message = f"{failure.message} where the exact gradient is finite; float64 hazards in this case: {summary(found)}"
+    return ProtocolFailure("unstable", message, failure.parameter)
 
 
 def call_loss(subject: Subject, case: Case, *, timeout: float | None = None) -> RawCall:

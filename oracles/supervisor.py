@@ -241,7 +241,7 @@ class Supervisor:
                 continue  # a late answer to a call given up on: not this call's
             self._timeouts_in_a_row = 0
             excerpt, size = self._output()
-            return RawCall(answer.raw, answer.failure, answer.elapsed, excerpt, size)
+            return RawCall(answer.raw, answer.failure, answer.elapsed, excerpt, size, answer.warnings)
 
 
 def _tail(excerpt: str) -> str:

@@ -17,14 +17,18 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracles.diagnosis import conventions
 from oracles.diagnosis.family import Family
+from oracles.diagnosis.instability import explain_instability
 from oracles.registry import get_oracle
 from oracles.subjects import Subject, call_subject
-from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_call_notes
+from oracles.verdicts.precision import apply_strict
 from oracles.verdicts.records import Record
 from property_tests.strategies import cases, specs
 from reference_impl.case import Case
 from reference_impl.spec import Spec
+from reference_impl.stress import STRESS_SHARE
 
 
 class SubjectCheckFailed(AssertionError):
@@ -62,20 +66,41 @@ def family_specs(family: Family) -> st.SearchStrategy[Spec]:
     ).filter(family.allows)
 
 
-def case_records(subject: Subject, case: Case, oracle_name: str = "torch_autograd") -> list[Record]:
-    """Records for one case: protocol faults (incl. mutation and nondeterminism) or the oracle comparison."""
+def case_records(
+    subject: Subject, case: Case, oracle_name: str = "torch_autograd", *, strict: bool = False
+) -> list[Record]:
+    """Records for one case: protocol faults (incl. mutation and nondeterminism) or the oracle comparison;
+    ``strict``: precision findings fail."""
     oracle = get_oracle(oracle_name)
     call = call_subject(subject, case, repeat=True)
     if call.failure is not None or call.grads is None:
         failure = call.failure
         assert failure is not None
-        return [protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)]
-    return compare_to_oracle(case, subject.name, call.grads, oracle)
+        record = protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)
+        return with_call_notes([record], call)
+    records = with_call_notes(compare_to_oracle(case, subject.name, call.grads, oracle), call)
+    return apply_strict(records) if strict else records
 
 
-def _diagnosis_lines(subject: Subject, case: Case, family: Family) -> list[str]:
+def declaration_of(
+    target: Any, supports: Mapping[str, Any] | None, convention: str | Mapping[str, str] | None
+) -> dict[str, str]:
+    """The subject's declared convention(s): the argument, else ``SUPPORTS["convention"]``."""
+    if convention is None:
+        convention = (supports if supports is not None else getattr(target, "SUPPORTS", None) or {}).get("convention")
+    return conventions.parse_declaration(convention)
+
+
+def _diagnosis_lines(subject: Subject, case: Case, family: Family, record: Record) -> list[str]:
     from oracles.diagnosis.diagnose import diagnose_subject
 
+    if record.category == "precision":
+        return []  # the record's message already says which digits are lost, and where
+    if record.category == "unstable":
+        try:
+            return [f"  diagnosis: {i.line()}" for i in explain_instability(subject, case, family)]
+        except Exception as exc:  # a courtesy, as below
+            return [f"  diagnosis unavailable: {type(exc).__name__}: {exc}"]
     try:
         found = diagnose_subject(subject, [case], supports=family)
     except Exception as exc:  # the diagnosis is a courtesy; the failure itself must still be reported
@@ -93,16 +118,26 @@ def check_subject(
     oracle: str = "torch_autograd",
     name: str | None = None,
     losses: list[str] | None = None,
+    stress: float = STRESS_SHARE,
+    strict: bool = False,
+    convention: str | Mapping[str, str] | None = None,
 ) -> None:
-    """Raise :class:`SubjectCheckFailed` (an AssertionError) unless ``target`` is right on every drawn case."""
-    subject = as_subject(target, name)
+    """Raise :class:`SubjectCheckFailed` (an AssertionError) unless ``target`` is right on every drawn case.
+
+    ``stress``: the share of stress cases (saturated layers, logits near ±1000; NaN/inf there is
+    ``unstable``); ``strict``: a result right within the tolerance but less precise than float64 allows
+    (``precision``) fails too; ``convention`` (or ``SUPPORTS["convention"]``) declares the subject's loss
+    convention, for every loss (``"half_mse"``) or per loss (``"mse=mean_elements,bce=mean_elements"`` or
+    a dict).
+    """
+    subject = conventions.declared_subject(as_subject(target, name), declaration_of(target, supports, convention))
     family = family_of(target, supports)
     if losses:
         family = family.restricted(losses=losses)
-    strategy = cases(family_specs(family), kinks=False)
+    strategy = cases(family_specs(family), kinks=False, stress=stress)
 
     def agrees_with_oracle(case: Case) -> None:
-        failed = [r for r in case_records(subject, case, oracle) if r.failed]
+        failed = [r for r in case_records(subject, case, oracle, strict=strict) if r.failed]
         if failed:
             spec = case.spec
             head = (
@@ -118,7 +153,7 @@ def check_subject(
         test()
     except SubjectCheckFailed as failure:
         # Hypothesis re-raised the error of the *shrunk* case: diagnose that one, once.
-        lines = [str(failure), *_diagnosis_lines(subject, failure.case, family)]
+        lines = [str(failure), *_diagnosis_lines(subject, failure.case, family, failure.record)]
         raise SubjectCheckFailed("\n".join(lines), failure.case, failure.record) from None
 
 

@@ -36,6 +36,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Hypothesis examples per loss for --backprop-subject (default: the active profile's)",
     )
     group.addoption(
+        "--backprop-stress",
+        action="store",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="share of stress cases (saturated layers, logits near ±1000) for --backprop-subject (default 1 in 5)",
+    )
+    group.addoption(
+        "--backprop-strict",
+        action="store_true",
+        default=False,
+        help="precision findings (right but less precise than float64 allows) fail too",
+    )
+    group.addoption(
         "--backprop-timeout",
         action="store",
         type=float,
@@ -72,10 +86,19 @@ class SubjectPropertyItem(pytest.Item):
     def runtest(self) -> None:
         from oracles.subjects import load_subject, subject_supports
         from property_tests.check import check_subject
+        from reference_impl.stress import STRESS_SHARE
 
         subject = load_subject(self.target, timeout=self.config.getoption("--backprop-timeout", default=None))
         examples = self.config.getoption("--backprop-examples", default=None)
-        check_subject(subject, supports=subject_supports(self.target), losses=[self.loss], max_examples=examples)
+        stress = self.config.getoption("--backprop-stress", default=None)
+        check_subject(
+            subject,
+            supports=subject_supports(self.target),
+            losses=[self.loss],
+            max_examples=examples,
+            stress=STRESS_SHARE if stress is None else float(stress),
+            strict=bool(self.config.getoption("--backprop-strict", default=False)),
+        )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         from property_tests.check import SubjectCheckFailed

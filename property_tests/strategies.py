@@ -17,6 +17,7 @@ a transposed weight in the δ recursion is only visible there.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
@@ -24,12 +25,14 @@ from hypothesis import strategies as st
 
 from reference_impl.case import Case
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Spec
+from reference_impl.stress import STRESS_BATCHES, check_share
 
 TestFunction = TypeVar("TestFunction", bound=Callable[..., object])
 
 HIDDEN_ACTIVATIONS: tuple[str, ...] = tuple(a for a in ACTIVATION_NAMES if a != "softmax")
 PARAM_SCALES: tuple[float, ...] = (0.1, 0.5, 1.0, 1.0, 2.0, 5.0)  # 5.0 saturates sigmoid/tanh units
 DATA_SCALES: tuple[float, ...] = (0.5, 1.0, 1.0, 3.0)
+MAX_DENOMINATOR = 20  # stress shares are drawn to the nearest 1/20
 
 
 @st.composite
@@ -80,9 +83,27 @@ def cases(
     param_scales: Sequence[float] = PARAM_SCALES,
     data_scales: Sequence[float] = DATA_SCALES,
     kinks: bool | None = None,
+    stress: float = 0.0,
 ) -> Case:
-    """A reproducible :class:`Case`; ``kinks=None`` sometimes puts relu pre-activations exactly on 0."""
+    """A reproducible :class:`Case`; ``kinks=None`` sometimes puts relu pre-activations exactly on 0.
+
+    ``stress``: the share of stress cases (:mod:`reference_impl.stress`: saturated layers, logits near
+    ±1000, a larger batch); shrinking moves towards ordinary cases.
+    """
+    share = Fraction(check_share(stress)).limit_denominator(MAX_DENOMINATOR)
+    # A short list keeps the share honest (Hypothesis draws wide integer ranges far from uniformly) and
+    # shrinks towards its first element, an ordinary case.
+    stressed = share > 0 and draw(
+        st.sampled_from([False] * (share.denominator - share.numerator) + [True] * share.numerator)
+    )
     spec = draw(spec_strategy if spec_strategy is not None else specs())
+    if stressed:
+        return Case(
+            spec=spec,
+            batch=draw(st.sampled_from(STRESS_BATCHES)),
+            seed=draw(st.integers(0, 2**31 - 1)),
+            stress=True,
+        )
     return Case(
         spec=spec,
         batch=draw(st.integers(min_batch, max_batch)),

@@ -79,7 +79,7 @@ def test_projection_first_then_localise_only_on_failure(monkeypatch: pytest.Monk
     from oracles.verdicts import compare
 
     oracle = _directional_oracle(0.0)
-    monkeypatch.setattr(compare, "oracles_for", lambda spec, names=None: [oracle])
+    monkeypatch.setattr(compare, "oracles_for_case", lambda case, names=None: [oracle])
     passing = compare.check_case(CASE, reference_subject())
     assert [r.check for r in passing] == ["projection"] and not passing[0].failed
     assert oracle._calls["full"] == 0  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ import numpy as np
 
 from reference_impl.activations import get_activation
 from reference_impl.spec import KINKED_ACTIVATIONS, Array, Params, Spec, SpecError
+from reference_impl.stress import stress_params
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,9 @@ class Case:
     """A reproducible problem.  ``repr`` is pasteable Python (``Case(spec=Spec(...), ...)``).
 
     ``param_scale`` multiplies Glorot-like weights, ``data_scale`` the inputs; ``kinks`` places some
-    relu/leaky_relu pre-activations exactly on 0 (on a dyadic grid, so it is exact in any summation order).
+    relu/leaky_relu pre-activations exactly on 0 (on a dyadic grid, so it is exact in any summation order);
+    ``stress`` drives saturable and softmax layers into float64's hard corners
+    (:mod:`reference_impl.stress`).
     """
 
     spec: Spec
@@ -44,11 +47,15 @@ class Case:
     param_scale: float = 1.0
     data_scale: float = 1.0
     kinks: bool = False
+    stress: bool = False
     label: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
             raise SpecError("batch size must be at least 1")
+        if self.kinks and self.stress:
+            # Rescaling a layer moves every pre-activation after it: the kink sites would no longer be exact.
+            raise SpecError("a case places kinks or stresses its layers, not both")
 
     @property
     def id(self) -> str:
@@ -121,6 +128,9 @@ def make_problem(case: Case) -> Problem:
         params[f"W{layer}"] = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=(fan_out, fan_in)) * case.param_scale
         params[f"b{layer}"] = rng.normal(0.0, 0.5, size=(fan_out, 1)) * case.param_scale
     Y = make_targets(spec, case.batch, rng)
+    if case.stress:
+        # A stream of its own: the ordinary draw above is the same with or without stress.
+        params = stress_params(spec, params, X, np.random.default_rng([case.seed, 0x57E55]))
     sites: list[tuple[int, int, int]] = []
     if case.kinks and any(a in KINKED_ACTIVATIONS for a in spec.activations):
         X = _on_grid(np.clip(X, -4, 4))

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,10 @@ from oracles.registry import OracleOutput, get_oracle, oracle_names
 from oracles.subjects import Subject, load_subject, reference_subject
 from oracles.verdicts.blocks import case_record
 from oracles.verdicts.compare import check_case
+from oracles.verdicts.precision import apply_strict, imprecise_case
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
+from reference_impl.stress import STRESS_SHARE, check_share
 from reports import oracle_plan
 from reports.cli.progress import Progress
 from reports.dirlock import exclusive
@@ -88,6 +90,8 @@ class CampaignConfig:
     subject: str = REFERENCE  # "reference" or "MODULE:ATTR"
     oracles: tuple[str, ...] | None = None  # None: every registered oracle that supports the case
     subsample: dict[str, int] = field(default_factory=dict)
+    stress: float = STRESS_SHARE  # share of stress cases (reference_impl.stress)
+    strict: bool = False  # precision findings count as discrepancies
     adaptive: dict[str, float] = field(default_factory=dict)  # oracle -> cost budget (reports.oracle_plan)
 
     @classmethod
@@ -98,6 +102,8 @@ class CampaignConfig:
         subject: str = REFERENCE,
         oracles: Sequence[str] | None = None,
         subsample: dict[str, int] | None = None,
+        stress: float = STRESS_SHARE,
+        strict: bool = False,
         adaptive: dict[str, float] | None = None,
     ) -> CampaignConfig:
         chosen = tuple(oracles) if oracles else None
@@ -109,7 +115,8 @@ class CampaignConfig:
         budgets = {name: float(b) for name, b in budgets.items() if name not in every}
         if any(b <= 0 for b in budgets.values()):
             raise CampaignError(f"adaptive budgets must be positive, got {budgets}")
-        return cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every, adaptive=budgets)
+        base = cls(seed=seed, examples=examples, subject=subject, oracles=chosen, subsample=every, adaptive=budgets)
+        return replace(base, stress=check_share(stress), strict=strict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -127,6 +134,8 @@ class CampaignConfig:
             subsample={str(k): int(v) for k, v in (data.get("subsample") or {}).items()},
             # Campaigns written before the adaptive policy ran every oracle on every case: none here.
             adaptive={str(k): float(v) for k, v in (data.get("adaptive") or {}).items()},
+            stress=float(data.get("stress", 0.0)),  # stored before stress cases existed: none, as then
+            strict=bool(data.get("strict", False)),
         )
 
 
@@ -171,7 +180,7 @@ def _entry_values(
     values: dict[str, float | str] = {}
     for name in names:
         oracle = get_oracle(name)
-        if not oracle.supports(case.spec):
+        if not oracle.supports_case(case):
             continue
         params, X, Y = case.arrays()
         try:
@@ -201,7 +210,7 @@ def planned_case(
     config: CampaignConfig, index: int, timeout: float | None = None
 ) -> tuple[list[Record], dict[str, str]]:
     """:func:`run_case`, and the requested oracles that did not check the case with the reason."""
-    case = case_from_index(config.seed, index)
+    case = case_from_index(config.seed, index, config.stress)
     supported, skipped = case_plan(config, index, case)
     names = supported + [n for n, why in skipped.items() if why == oracle_plan.UNSUPPORTED]
     outputs: dict[str, OracleOutput] = {}
@@ -218,6 +227,7 @@ def planned_case(
                 message=f"no requested oracle supports this case ({', '.join(names) or 'none requested'})",
             )
         ]
+    records = apply_strict(records) if config.strict else records
     entry = _entry_values(case, records, supported, outputs)
     for record in records:
         record.extra["campaign"] = {"records": len(records), "index": index}
@@ -416,6 +426,7 @@ class CampaignResult:
     batch_size: int
     parallelism: int
     quarantined: list[str] = field(default_factory=list)  # corrupt lines this resume moved aside
+    precision_cases: int = 0  # cases right within the tolerance but less precise than the best float64 answer
 
     @property
     def scheduling_overhead(self) -> float:
@@ -506,7 +517,10 @@ def _run_campaign(
     tally = oracle_plan.Tally()
     for cid, stored_case in done.items():
         index = stored_case.index if stored_case.index is not None else parse_case_id(cid)[1]
-        tally.add_checks(stored_case.checks, case_plan(config, index, case_from_index(config.seed, index))[1])
+        tally.add_checks(
+            stored_case.checks, case_plan(config, index, case_from_index(config.seed, index, config.stress))[1]
+        )
+    imprecise = sum(1 for stored_case in done.values() if stored_case.imprecise)
     if progress is None and show_progress:
         progress = Progress(config.examples, already_done=len(done))
     if progress is not None:
@@ -526,6 +540,7 @@ def _run_campaign(
                     written += len(records)
                     failing = any(r.failed for r in records)
                     failed_now += failing
+                    imprecise += imprecise_case(records)
                     ran += 1
                     if progress is not None:
                         progress.update(1, int(failing))
@@ -550,6 +565,7 @@ def _run_campaign(
         batch_size=size,
         parallelism=parallelism,
         quarantined=[c.describe(results) for c in corrupt],
+        precision_cases=imprecise,
     )
     meta["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     meta["last_run"] = {
@@ -567,6 +583,7 @@ def _run_campaign(
     # Which oracle checked how many cases, counted from the records, beside the rule that chose them.
     meta["coverage"] = tally.to_dict(requested_oracles(config), config.subsample, config.adaptive)
     meta["failed_cases"] = result_summary.failed_cases
+    meta["precision_cases"] = result_summary.precision_cases
     write_campaign(out, meta)
     return result_summary
 

@@ -113,7 +113,7 @@ def export_fixtures(
     target.mkdir(parents=True, exist_ok=True)
     confirm = get_oracle(oracle)
     entries: list[dict[str, Any]] = []
-    for number, drawn in enumerate(family_cases(family or Family(), seed, count)):
+    for number, drawn in enumerate(family_cases(family or Family(), seed, count, stress_share=0.0)):
         case = replace(drawn, label=fixture_id(seed, number))
         params, X, Y = case.arrays()
         _, backward, loss = mlp.run(case.spec, params, X, Y)

@@ -7,7 +7,8 @@ at the worst entry, the replay command) for the first ``DETAIL_ROWS`` rows.  Plo
 sorting, filtering and expanding rows is a few lines of inline JavaScript.
 
 Other features add sections: when ``DIR/audit.json`` (``reports.audit.view.render_section``) or
-``DIR/mutants.json`` (``reports.mutation_view.render_section``) exist and their renderer imports, their HTML
+``DIR/mutants.json`` (``reports.mutation_view.render_section``) or ``DIR/generated.json``
+(``reports.generated_view.render_section``) exist and their renderer imports, their HTML
 fragment is included.  :func:`page` is the shared shell (CSS, layout) for standalone pages.
 """
 
@@ -56,6 +57,7 @@ EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("audit.json", "reports.audit.view", "Article audit"),
     ("mutants.json", "reports.mutation_view", "Mutation kill matrix"),
     ("verify.json", "reports.verify_view", "Verify"),
+    ("generated.json", "reports.generated_view", "Generated mutants"),
 )
 
 _ENV = Environment(

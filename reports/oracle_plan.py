@@ -106,11 +106,11 @@ def oracle_names_for(config: Policy, index: int, case: Case) -> list[str]:
 def case_plan(config: Policy, index: int, case: Case) -> tuple[list[str], dict[str, str]]:
     """The oracles that check case ``index``, and why each other requested oracle does not."""
     names = oracle_names_for(config, index, case)
-    supported = [n for n in names if get_oracle(n).supports(case.spec)]
+    supported = [n for n in names if get_oracle(n).supports_case(case)]
     skipped = {n: UNSUPPORTED for n in names if n not in supported}
     for name in requested_oracles(config):
         if name not in names:
-            skipped[name] = UNSUPPORTED if not get_oracle(name).supports(case.spec) else POLICY
+            skipped[name] = UNSUPPORTED if not get_oracle(name).supports_case(case) else POLICY
     return supported, skipped
 
 

@@ -26,6 +26,7 @@ class StoredCase:
     failed: bool
     index: int | None = None  # extra["campaign"]["index"], when tagged
     checks: frozenset[tuple[str, str]] = frozenset()  # (oracle, check) pairs: for the coverage count
+    imprecise: bool = False  # right, with a precision finding (oracles.verdicts.precision)
 
 
 def completed_cases(results: Path) -> tuple[dict[str, StoredCase], list[CorruptLine]]:
@@ -41,6 +42,7 @@ def completed_cases(results: Path) -> tuple[dict[str, StoredCase], list[CorruptL
     counts: dict[str, int] = defaultdict(int)
     expected: dict[str, int | None] = {}
     failed: dict[str, bool] = defaultdict(bool)
+    imprecise: dict[str, bool] = defaultdict(bool)
     index: dict[str, int | None] = {}
     checks: dict[str, set[tuple[str, str]]] = defaultdict(set)
     lines_of: dict[str, list[int]] = defaultdict(list)
@@ -54,13 +56,16 @@ def completed_cases(results: Path) -> tuple[dict[str, StoredCase], list[CorruptL
         lines_of[cid].append(number)
         counts[cid] += len(records)
         failed[cid] = failed[cid] or any(r.failed for r in records)
+        imprecise[cid] = imprecise[cid] or any(r.category == "precision" for r in records)
         checks[cid].update((r.oracle, r.check) for r in records)
         if cid not in expected:
             tag = records[0].extra.get("campaign", {})
             expected[cid] = tag.get("records") if isinstance(tag.get("records"), int) else None
             index[cid] = tag.get("index") if isinstance(tag.get("index"), int) else None
     complete = {
-        cid: StoredCase(counts[cid], failed[cid], index[cid], frozenset(checks[cid]))
+        cid: StoredCase(
+            counts[cid], failed[cid], index[cid], frozenset(checks[cid]), imprecise[cid] and not failed[cid]
+        )
         for cid in lines_of
         if expected[cid] in (None, counts[cid])
     }

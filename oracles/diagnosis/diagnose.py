@@ -1,160 +1,159 @@
-"""Diagnosis, not only a red light: which known defect or convention explains a subject's gradients.
+"""Diagnosis, not only a red light: what is wrong with a subject, said only as far as the evidence goes.
 
-:func:`diagnose_subject` runs the subject on crafted probes (square and non-square layers, m = 1 and
-m > 1, one and several outputs, nonlinear outputs) plus any cases given, then, per loss:
+:func:`diagnose_subject` runs the subject on crafted probes (:mod:`oracles.diagnosis.evidence`) plus any
+cases given, then reports, in this order:
 
-1. protocol faults (timeouts, mutated inputs, nondeterminism, NaN, wrong keys) are named as such;
-2. a constant factor on *every* parameter that matches a loss convention (½ or not; sum, 1/m or
-   1/(m·n_L)) names the convention — or, when it is exactly the missing 1/m, the batch normalisation;
-3. structural defects are fitted by models (:mod:`oracles.diagnosis.signatures`) that predict the subject's
-   output, exceptions included, on every probe;
-4. otherwise each parameter block is classified: a constant factor (scale, sign, 1/m on one layer),
-   sign-flipped entries, or float32-sized noise.
-
-Every diagnosis names the layer and the formula (article notation) that is wrong.
-
-This module is the driver: it orders the steps and merges what they find. The probes and comparisons
-live in :mod:`oracles.diagnosis.evidence`, the whole-gradient models (2, 3) in :mod:`oracles.diagnosis.models`,
-the per-block and pattern rules (4) in :mod:`oracles.diagnosis.patterns`, the words in
-:mod:`oracles.diagnosis.wording`.
+1. **protocol faults** (:mod:`oracles.diagnosis.protocol`): timeouts, answers that depend on earlier
+   calls, mutated inputs, NaN/inf, wrong keys or dtypes, and exceptions or wrong shapes that no model
+   predicts — each with the region of the case space where it happens;
+2. **defects**: per loss, the first model that reproduces *every* fault-free probe within its tolerance
+   (exceptions count only where a model predicts that exact failure) — an exact kink convention, one
+   constant per run (:mod:`oracles.diagnosis.models`: conventions, normalisations, sign, scale, clipping
+   by norm), a structural defect (:mod:`oracles.diagnosis.signatures`), one activation's derivative
+   (:mod:`oracles.diagnosis.derivatives`), clipping by value, or per-block models
+   (:mod:`oracles.diagnosis.blockwise`);
+3. otherwise an honest **unexplained** finding that still localises (:mod:`oracles.diagnosis.localise`):
+   wrong blocks, where δ first goes wrong, what the failures depend on;
+4. **conventions** and **kinks** (right up to a constant or a slope at a kink: not bugs) last, with the
+   declaration that makes them pass — per loss when the constants differ by loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from oracles.diagnosis.evidence import Run, is_right, probe_cases, run_probe
+from oracles.diagnosis import conventions
+from oracles.diagnosis.blockwise import blockwise_explanation
+from oracles.diagnosis.derivatives import derivative_explanation
+from oracles.diagnosis.evidence import Explanation, LossEvidence, Run, probe_cases, run_probes
 from oracles.diagnosis.family import Family, family_of_cases
-from oracles.diagnosis.models import convention_diagnosis, global_batch_factor, global_factors, structural_diagnoses
-from oracles.diagnosis.patterns import (
-    batch_diagnosis,
-    block_diagnosis,
-    isolated_activation,
-    kink_diagnosis,
-    unexplained_failures,
-)
-from oracles.diagnosis.wording import Diagnosis
-from oracles.subjects import ProtocolFailure, Subject
+from oracles.diagnosis.localise import unexplained
+from oracles.diagnosis.models import clip_explanation, factor_explanation, structural_explanation
+from oracles.diagnosis.patterns import kink_explanation
+from oracles.diagnosis.protocol import STOP, call_faults, hard_faults
+from oracles.diagnosis.wording import KINDS, Diagnosis
+from oracles.subjects import Subject
 from reference_impl.case import Case
-from reference_impl.spec import Spec
 
-__all__ = ["Diagnosis", "diagnose_subject"]
+__all__ = ["Diagnosis", "declaration_for", "diagnose_subject"]
 
-HARD_CATEGORIES = ("timeout", "crash", "mutation", "nondeterminism", "nonfinite", "missing", "dtype")
+# Tried in this order; the first that reproduces every fault-free probe of a loss is the diagnosis.
+STAGES: tuple[Callable[[LossEvidence], Explanation | None], ...] = (
+    kink_explanation,
+    factor_explanation,
+    structural_explanation,
+    derivative_explanation,
+    clip_explanation,
+    blockwise_explanation,
+)
 
 
-# --- 1. protocol -------------------------------------------------------------------------------------
+def explain(evidence: LossEvidence) -> Explanation | None:
+    """The first model that reproduces every fault-free run of one loss, or a localised "unexplained"."""
+    if not evidence.valid and not evidence.shaped and not evidence.raised:
+        return None
+    nothing_wrong = not evidence.wrong and not evidence.shaped
+    if nothing_wrong and not any(r.shape_error for r in evidence.raised):
+        return None
+    for stage in STAGES:
+        found = stage(evidence)
+        if found is not None:
+            for diagnosis in found.diagnoses:
+                if diagnosis.kind in ("defect", "convention", "kink") and not diagnosis.evidence:
+                    index = found.diagnoses.index(diagnosis)
+                    found.diagnoses[index] = diagnosis.with_(evidence=found.evidence(evidence))
+            return found
+    if nothing_wrong:
+        return None
+    lost = unexplained(evidence)
+    return Explanation([lost]) if lost is not None else None
 
 
-PURE_FORMULA = "gradients(spec, params, X, Y) -> {name: ∂L/∂θ}, a pure function of its inputs"
-
-
-def _protocol_diagnoses(runs: Sequence[Run]) -> list[Diagnosis]:
-    seen: dict[str, ProtocolFailure] = {}
+def _by_loss(runs: Sequence[Run]) -> list[LossEvidence]:
+    depth = max((run.case.spec.depth for run in runs), default=1)
+    groups: dict[str, list[Run]] = {}
     for run in runs:
-        if run.failure is not None and run.failure.category in HARD_CATEGORIES:
-            seen.setdefault(run.failure.category, run.failure)
-    found = [
-        Diagnosis(
-            key=f"protocol:{category}",
-            layer=None,
-            formula=PURE_FORMULA,
-            message=f"{failure.message}.",
-            confidence=1.0,
+        groups.setdefault(run.case.spec.loss, []).append(run)
+    return [
+        LossEvidence(
+            loss,
+            [r for r in group if r.valid],
+            [r for r in group if r.shaped],
+            [r for r in group if r.raised],
+            depth,
         )
-        for category, failure in seen.items()
+        for loss, group in groups.items()
     ]
-    stale = _stale_run(runs)
-    if stale is not None:
-        found.append(
-            Diagnosis(
-                "state",
-                None,
-                PURE_FORMULA,
-                "Right the first time each architecture and batch size is seen, wrong when asked again with new "
-                f"values (first: {stale.case.id}): something is cached by shape, not by value.",
-                0.9,
-            )
-        )
-    return found
-
-
-def _stale_run(runs: Sequence[Run]) -> Run | None:
-    """The first wrong run, if every wrong run repeats an earlier (spec, batch) and every first sighting is right."""
-    seen: set[tuple[Spec, int]] = set()
-    first_wrong: Run | None = None
-    for run in runs:
-        if run.case.kinks:
-            continue  # a kink convention is wrong on first sight too; it is not state
-        key = (run.case.spec, run.m)
-        right = is_right(run)
-        if key not in seen and not right:
-            return None
-        if key in seen and not right and first_wrong is None:
-            first_wrong = run
-        seen.add(key)
-    return first_wrong
-
-
-# --- the driver -------------------------------------------------------------------------------------------
-
-
-def _diagnose_loss(loss: str, runs: Sequence[Run], depth: int) -> list[Diagnosis]:
-    if all(is_right(run) for run in runs):
-        return []
-    kink = kink_diagnosis(runs, loss)
-    if kink is not None:
-        return [kink]
-    if all(run.valid for run in runs):
-        factors = global_factors(runs)
-        if factors is not None:
-            found = convention_diagnosis(loss, factors)
-            if found is not None:
-                return [found]
-    structural = structural_diagnoses(runs, loss, depth)
-    if structural:
-        return structural
-    names = sorted({n for run in runs for n in run.reference}, key=lambda n: (-int(n[1:]), n))
-    blockwise = _merge_layer_blocks([d for d in (block_diagnosis(n, runs, loss) for n in names) if d is not None])
-    if any(d.key == "mismatch" for d in blockwise):
-        for rule in (isolated_activation, batch_diagnosis):
-            found_rule = rule(runs, loss)
-            if found_rule is not None:
-                return [found_rule]
-    return blockwise + unexplained_failures(runs, loss)
-
-
-def _merge_layer_blocks(diagnoses: list[Diagnosis]) -> list[Diagnosis]:
-    """W^[l] and b^[l] wrong the same way are one defect of layer l (δ^[l] itself)."""
-    merged: list[Diagnosis] = []
-    for diagnosis in diagnoses:
-        twin = next((d for d in merged if d.key == diagnosis.key and d.layer == diagnosis.layer), None)
-        if twin is None:
-            merged.append(diagnosis)
-            continue
-        index = merged.index(twin)
-        message = twin.message.rstrip(".") + f"; so is {diagnosis.message.split(' ', 1)[0]}."
-        merged[index] = Diagnosis(
-            twin.key, twin.layer, f"{twin.formula}; {diagnosis.formula}", message, twin.confidence, twin.losses
-        )
-    return merged
 
 
 def _merge_losses(diagnoses: list[Diagnosis]) -> list[Diagnosis]:
-    merged: dict[tuple[str, int | None, str], Diagnosis] = {}
+    """The same finding on several losses is one finding (its losses listed)."""
+    merged: dict[tuple[str, int | None, str, str], Diagnosis] = {}
     for d in diagnoses:
-        key = (d.key, d.layer, d.formula)
+        if d.kind == "convention":
+            key: tuple[str, int | None, str, str] = (d.key, d.layer, "", "")
+        else:
+            key = (d.key, d.layer, d.formula, d.message if d.kind == "unexplained" else "")
         if key in merged:
             old = merged[key]
-            merged[key] = Diagnosis(
-                d.key, d.layer, d.formula, old.message, max(old.confidence, d.confidence), old.losses + d.losses
+            formula = old.formula if d.kind != "convention" else f"{old.formula}; {d.formula}"
+            merged[key] = old.with_(
+                confidence=max(old.confidence, d.confidence), losses=old.losses + d.losses, formula=formula
             )
         else:
             merged[key] = d
     return list(merged.values())
+
+
+def declaration_for(found: Sequence[Diagnosis], losses: Sequence[str]) -> str | None:
+    """The ``--convention`` value that declares every convention found: one name when one fits every loss."""
+    chosen: dict[str, str] = {}
+    for d in found:
+        if d.kind == "convention" and d.key.startswith("convention:"):
+            for loss in d.losses:
+                chosen[loss] = d.key.split(":", 1)[1]
+    if not chosen:
+        return None
+    names = set(chosen.values())
+    if len(names) == 1 and set(chosen) >= set(losses):
+        return names.pop()
+    return ",".join(f"{loss}={chosen[loss]}" for loss in sorted(chosen, key=conventions.LOSS_ORDER.index))
+
+
+def _with_declaration(found: list[Diagnosis], losses: Sequence[str]) -> list[Diagnosis]:
+    declaration = declaration_for(found, losses)
+    if declaration is None:
+        return found
+    others = [loss for loss in losses if not any(loss in d.losses for d in found)]
+    rest = f" ({', '.join(others)} already follow{'s' if len(others) == 1 else ''} the suite's own)" if others else ""
+    suffix = f" Declare it with --convention {declaration}{rest}."
+    return [d.with_(message=d.message + suffix) if d.kind == "convention" else d for d in found]
+
+
+def _order(found: list[Diagnosis]) -> list[Diagnosis]:
+    return sorted(found, key=lambda d: (KINDS.index(d.kind), -d.confidence, -(d.layer or 0)))
+
+
+def diagnose_runs(runs: Sequence[Run], again: Run | None, losses: Sequence[str]) -> list[Diagnosis]:
+    """Every finding on these runs, protocol faults first, then defects, unexplained, conventions, kinks."""
+    found = hard_faults(runs, again)
+    if any(d.key in STOP for d in found):
+        # The answers depend on history or never came: no numeric model can be trusted; exceptions and
+        # shapes are still described (they often show where the state came from).
+        return _order(found + [d for d in call_faults(runs, set()) if d.key not in {f.key for f in found}])
+    numeric: list[Diagnosis] = []
+    claimed: set[int] = set()
+    for evidence in _by_loss(runs):
+        explanation = explain(evidence)
+        if explanation is not None:
+            numeric += explanation.diagnoses
+            claimed |= explanation.claimed
+    found += call_faults(runs, claimed)
+    found += _with_declaration(_merge_losses(numeric), losses)
+    return _order(found)
 
 
 def diagnose_subject(
@@ -165,7 +164,7 @@ def diagnose_subject(
     supports: Mapping[str, Any] | Family | None = None,
     timeout: float | None = None,
 ) -> list[Diagnosis]:
-    """Recognised defects and conventions of ``subject``, most certain first; ``[]``: none recognised.
+    """Findings about ``subject``, most severe first; ``[]``: right on every probe.
 
     ``supports`` (a ``SUPPORTS`` dict or :class:`Family`) limits the crafted probes to what the subject
     implements; without it, the family of ``cases`` is used, and without cases every architecture.
@@ -180,24 +179,10 @@ def diagnose_subject(
     else:
         family = Family()
     rng = np.random.default_rng([rng_seed, 0xD1A6])
-    runs: list[Run] = []
-    for case in [*probe_cases(family, rng), *given]:
-        run = run_probe(subject, case, timeout)
-        runs.append(run)
-        if run.failure is not None and run.failure.category in ("timeout", "crash"):
-            break  # every further probe would wait as long again, or restart a worker to die again
-    found = _protocol_diagnoses(runs)
-    if any(d.key in ("state", "protocol:nondeterminism") for d in found):
-        return found
-    usable = [r for r in runs if r.failure is None or r.failure.category not in HARD_CATEGORIES or r.valid]
-    losses = {run.case.spec.loss for run in usable}
-    batch_factor = global_batch_factor(usable) if len(losses) > 1 else None
-    if batch_factor is not None:
-        return [*found, batch_factor]
-    by_loss: dict[str, list[Run]] = {}
-    for run in usable:
-        by_loss.setdefault(run.case.spec.loss, []).append(run)
-    depth = max((run.case.spec.depth for run in usable), default=1)
-    per_loss = [d for loss, group in by_loss.items() for d in _diagnose_loss(loss, group, depth)]
-    found += _merge_losses(per_loss)
-    return sorted(found, key=lambda d: (-d.confidence, -(d.layer or 0)))
+    runs, again = run_probes(subject, [*probe_cases(family, rng), *given], timeout)
+    return diagnose_runs(runs, again, family.usable_losses)
+
+
+def headline_is_bug(found: Sequence[Diagnosis]) -> bool:
+    """Whether the first finding is a bug (protocol, defect, unexplained) rather than a convention or kink."""
+    return bool(found) and found[0].is_bug

@@ -6,7 +6,9 @@
 
 ``activations`` restricts every layer; ``hidden_activations`` / ``output_activations`` restrict hidden
 and output layers separately (a library with one activation shared by all hidden layers says
-``"uniform_hidden": True``).  Unknown keys are an error, so a typo does not silently widen the net.
+``"uniform_hidden": True``); ``convention`` declares the subject's loss convention, for every loss
+(``"mean_elements"``) or per loss (``{"mse": "mean_elements"}``).  Unknown keys are an error, so a typo
+does not silently widen the net.
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ import numpy as np
 
 from reference_impl.case import Case
 from reference_impl.spec import ACTIVATION_NAMES, LOSS_NAMES, LOSS_OUTPUT_ACTIVATION, Spec, SpecError
+from reference_impl.stress import STRESS_BATCHES, STRESS_SHARE, is_stress_index, stress_ordinal, stress_spec
 
 SUPPORTS_KEYS = frozenset(
-    {"activations", "hidden_activations", "output_activations", "losses", "max_depth", "min_depth", "uniform_hidden"}
+    {
+        "activations",
+        "hidden_activations",
+        "output_activations",
+        "losses",
+        "max_depth",
+        "min_depth",
+        "uniform_hidden",
+        "convention",  # the subject's loss convention(s): read by conventions.parse_declaration, not here
+    }
 )
 HIDDEN_NAMES: tuple[str, ...] = tuple(a for a in ACTIVATION_NAMES if a != "softmax")
 DEFAULT_MAX_DEPTH = 4
@@ -147,11 +159,39 @@ class Family:
             label=label,
         )
 
+    def stress_case(self, seed: int, index: int, ordinal: int, label: str, max_width: int = 6) -> Case:
+        """Stress case ``index`` (the ``ordinal``-th of its run) inside the family: its losses in turn, its
+        saturable activations in turn, a larger batch (:mod:`reference_impl.stress`)."""
+        rng = np.random.default_rng([seed, index, 0x57E55])
+        required = {loss: act for loss, act in LOSS_OUTPUT_ACTIVATION.items() if act is not None}
+        spec = stress_spec(
+            rng,
+            ordinal,
+            self.usable_losses,
+            self.hidden,
+            self.outputs,
+            required,
+            (self.min_depth, self.deepest),
+            max_width,
+            self.uniform_hidden,
+        )
+        batch = int(rng.choice(STRESS_BATCHES))
+        return Case(spec=spec, batch=batch, seed=int(rng.integers(0, 2**31)), stress=True, label=label)
 
-def family_cases(family: Family, seed: int, count: int) -> list[Case]:
-    """``count`` cases that are a pure function of ``(family, seed)``, labelled ``verify-<seed>-<i>``."""
+
+def family_cases(family: Family, seed: int, count: int, stress_share: float = STRESS_SHARE) -> list[Case]:
+    """``count`` cases that are a pure function of ``(family, seed, stress_share)``, labelled
+    ``verify-<seed>-<i>``; case i is a stress case when :func:`~reference_impl.stress.is_stress_index` says so."""
     rng = np.random.default_rng([seed, 0xFA11])
-    return [family.random_case(rng, f"verify-{seed}-{index:04d}") for index in range(count)]
+    drawn: list[Case] = []
+    for index in range(count):
+        label = f"verify-{seed}-{index:04d}"
+        # Drawn even when replaced by a stress case, so the ordinary cases do not depend on the share.
+        case = family.random_case(rng, label)
+        if is_stress_index(index, stress_share):
+            case = family.stress_case(seed, index, stress_ordinal(index, stress_share), label)
+        drawn.append(case)
+    return drawn
 
 
 def family_of_cases(cases: Sequence[Case]) -> Family:

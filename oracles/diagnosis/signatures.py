@@ -22,10 +22,6 @@ from reference_impl.mlp import Tape, forward, output_delta
 from reference_impl.spec import Array, Params, Spec
 
 
-class NotApplicable(Exception):
-    """The defect cannot be expressed on this architecture (e.g. g'(a) of a softmax)."""
-
-
 class WouldRaise(Exception):
     """A subject with this defect raises on this problem (shapes do not conform)."""
 
@@ -38,15 +34,27 @@ KINDS: tuple[str, ...] = (
     "hidden_derivative_missing",  # … with no ⊙ g' at all
     "delta_off_by_one",  # layer l's gradients from δ^[l-1]
     "activation_off_by_one",  # ∂L/∂W^[l] = δ^[l] (a^[l])ᵀ
-    "bias_axis0",  # ∂L/∂b^[l] summed over units
+    "bias_axis0",  # ∂L/∂b^[l] summed over units, as a column (m, 1)
+    "bias_axis0_row",  # … as a row (1, m)
     "bias_scalar",  # ∂L/∂b^[l] summed to one number
     "output_missing",  # δ^[L] = ∂L/∂a^[L]
     "output_double",  # δ^[L] ⊙ g'(z^[L]) once more
     "shortcut_delta",  # δ^[L] = (a^[L] − y)/m whatever the loss
     "softmax_diagonal",  # softmax Jacobian taken as diag(a ⊙ (1 − a))
+    "target_argmax",  # cce: δ^[L] from one-hot(argmax y), right only for one-hot targets
+    "target_round",  # bce: δ^[L] from round(y), right only for 0/1 targets
+    "transpose_if_square",  # W^[l] δ^[l] where W^[l] happens to be square, (W^[l])ᵀ δ^[l] elsewhere
+    "buffer_transposed",  # ∂L/∂W^[l] written into a buffer shaped like (W^[l])ᵀ: raises unless square
 )
-OUTPUT_KINDS = ("output_missing", "output_double", "shortcut_delta", "softmax_diagonal")
-BIAS_KINDS = ("bias_axis0", "bias_scalar")
+OUTPUT_KINDS = (
+    "output_missing",
+    "output_double",
+    "shortcut_delta",
+    "softmax_diagonal",
+    "target_argmax",
+    "target_round",
+)
+BIAS_KINDS = ("bias_axis0", "bias_axis0_row", "bias_scalar")
 
 
 @dataclass(frozen=True)
@@ -77,27 +85,41 @@ def _matmul(left: Array, right: Array) -> Array:
     return left @ right
 
 
+def _targets(kind: str, spec: Spec, Y: Array) -> Array:
+    """The targets a subject with a target-handling defect actually uses."""
+    if kind == "target_argmax" and spec.loss == "cce":
+        hard = np.zeros_like(Y)
+        hard[np.argmax(Y, axis=0), np.arange(Y.shape[1])] = 1.0
+        return hard
+    if kind == "target_round" and spec.loss == "bce":
+        return np.round(Y)
+    return Y  # this target handling belongs to another loss
+
+
 def predict(variant: Variant, spec: Spec, params: Mapping[str, Array], X: Array, Y: Array) -> Params:
-    """The gradients a subject with ``variant``'s defect returns (raises WouldRaise / NotApplicable)."""
+    """The gradients a subject with ``variant``'s defect returns (raises WouldRaise where it would raise)."""
     L = spec.depth
     tape = forward(spec, params, X)
-    delta = output_delta(spec, tape, Y)
     out_act = get_activation(spec.activations[-1])
     loss = get_loss(spec.loss)
-    if variant.kind in ("output_missing", "output_double"):
-        if out_act.derivative is None or spec.activations[-1] == "identity":
-            raise NotApplicable("the output activation has no elementwise derivative to forget or repeat")
+    if variant.kind in ("target_argmax", "target_round"):
+        Y = _targets(variant.kind, spec, Y)
+    delta = output_delta(spec, tape, Y)
+    # Where the defect cannot be written (no elementwise output derivative, a fused loss whose shortcut is
+    # right, no softmax), a subject that has it is right there: δ^[L] stays as it is.
+    out_name = spec.activations[-1]
+    if (
+        variant.kind in ("output_missing", "output_double")
+        and out_act.derivative is not None
+        and out_name != "identity"
+    ):
         if variant.kind == "output_missing":
             delta = loss.gradient(tape.output, Y)
         else:
             delta = delta * out_act.derivative(tape.z(L))
-    elif variant.kind == "shortcut_delta":
-        if loss.delta_from_logits is not None:
-            raise NotApplicable("for a fused cross-entropy the shortcut is the right δ^[L]")
+    elif variant.kind == "shortcut_delta" and loss.delta_from_logits is None:
         delta = (tape.output - Y) / Y.shape[1]
-    elif variant.kind == "softmax_diagonal":
-        if spec.activations[-1] != "softmax":
-            raise NotApplicable("only a softmax output has off-diagonal Jacobian terms")
+    elif variant.kind == "softmax_diagonal" and out_name == "softmax":
         a_out = tape.output
         delta = loss.gradient(a_out, Y) * a_out * (1.0 - a_out)
     grads: Params = {}
@@ -109,12 +131,17 @@ def predict(variant: Variant, spec: Spec, params: Mapping[str, Array], X: Array,
         if variant.kind == "delta_off_by_one" and variant.at(layer) and layer > 1:
             delta = deltas[layer - 1]
         a_prev = tape.a(layer - 1)
+        W_shape = params[f"W{layer}"].shape
+        if variant.kind == "buffer_transposed" and variant.at(layer) and W_shape[0] != W_shape[1]:
+            raise WouldRaise(f"assign {W_shape} into a buffer of shape {W_shape[::-1]}")
         if variant.kind == "activation_off_by_one" and variant.at(layer):
             a_prev = tape.a(layer)
         grads[f"W{layer}"] = _matmul(delta, a_prev.T)
         bias = variant.bias_at(layer)
         if bias == "bias_axis0":
             grads[f"b{layer}"] = delta.sum(axis=0, keepdims=True).T
+        elif bias == "bias_axis0_row":
+            grads[f"b{layer}"] = delta.sum(axis=0, keepdims=True)
         elif bias == "bias_scalar":
             grads[f"b{layer}"] = np.asarray(delta.sum())
         else:
@@ -128,9 +155,9 @@ def _recurse(variant: Variant, spec: Spec, params: Mapping[str, Array], tape: Ta
     here = variant.at(layer)
     if variant.kind == "transpose" and here:
         grad_a_prev = _matmul(W, delta)
-    elif variant.kind == "weight_off_by_one" and here:
-        if layer < 3:
-            raise NotApplicable("layer 1 has no weight before it")
+    elif variant.kind == "transpose_if_square" and here and W.shape[0] == W.shape[1]:
+        grad_a_prev = W @ delta
+    elif variant.kind == "weight_off_by_one" and here and layer >= 3:
         grad_a_prev = _matmul(params[f"W{layer - 1}"].T, delta)
     else:
         grad_a_prev = W.T @ delta
@@ -138,9 +165,8 @@ def _recurse(variant: Variant, spec: Spec, params: Mapping[str, Array], tape: Ta
     if grad_a_prev.shape != z_prev.shape:
         raise WouldRaise(f"elementwise {grad_a_prev.shape} * {z_prev.shape}")
     hidden = get_activation(spec.activations[layer - 2])
-    if variant.kind == "derivative_of_a" and variant.at(layer - 1):
-        if hidden.derivative is None:
-            raise NotApplicable("softmax has no elementwise derivative")
+    # (softmax, output only, has no elementwise derivative to evaluate at a)
+    if variant.kind == "derivative_of_a" and variant.at(layer - 1) and hidden.derivative is not None:
         return grad_a_prev * hidden.derivative(a_prev)
     if variant.kind == "hidden_derivative_missing" and here:
         return grad_a_prev
@@ -156,12 +182,15 @@ def variants_for(depth: int) -> list[Variant]:
     recursion_layers = range(2, depth + 1)  # layers l whose W^[l] carries δ back to l − 1
     for kind, layers in (
         ("transpose", recursion_layers),
+        ("transpose_if_square", recursion_layers),
+        ("buffer_transposed", range(1, depth + 1)),
         ("weight_off_by_one", range(3, depth + 1)),
         ("derivative_off_by_one", recursion_layers),
         ("hidden_derivative_missing", recursion_layers),
         ("delta_off_by_one", recursion_layers),
         ("derivative_of_a", range(1, depth)),
         ("bias_axis0", range(1, depth + 1)),
+        ("bias_axis0_row", range(1, depth + 1)),
         ("bias_scalar", range(1, depth + 1)),
         ("activation_off_by_one", range(1, depth + 1)),
     ):

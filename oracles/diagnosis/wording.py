@@ -3,14 +3,22 @@ and the sentence each structural defect model is reported with."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from oracles.diagnosis.signatures import Variant
+from oracles.diagnosis.signatures import OUTPUT_KINDS, Variant
+
+KINDS = ("protocol", "defect", "unexplained", "convention", "kink")  # headline order
 
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """One recognised defect or convention; ``formula`` is the right formula that the subject breaks."""
+    """One finding; ``formula`` is the right formula that the subject breaks.
+
+    ``kind``: ``protocol`` (a fault of the call itself), ``defect`` (a named model that reproduces the
+    subject on every fault-free probe), ``unexplained`` (wrong, localised, no model fits), ``convention``
+    or ``kink`` (right up to a constant or a slope at a kink: not a bug).  ``evidence`` says how much of
+    what was seen the finding explains.
+    """
 
     key: str
     layer: int | None
@@ -18,11 +26,27 @@ class Diagnosis:
     message: str
     confidence: float
     losses: tuple[str, ...] = ()
+    kind: str = "defect"
+    evidence: str = ""
+    where: str = ""  # overrides "layer l" / "all layers" in the line (e.g. "output layer")
 
     def line(self) -> str:
-        where = f"layer {self.layer}" if self.layer is not None else "all layers"
+        if self.kind in ("defect", "unexplained"):
+            where = f" (layer {self.layer})" if self.layer is not None else " (all layers)"
+            where = f" ({self.where})" if self.where else where
+        else:
+            where = ""
         losses = f" [{', '.join(self.losses)}]" if self.losses else ""
-        return f"{self.key} ({where}){losses}: {self.message} Right formula: {self.formula}"
+        evidence = f" ({self.evidence})" if self.evidence else ""
+        formula = f" Right formula: {self.formula}" if self.formula else ""
+        return f"{self.key}{where}{losses}: {self.message}{evidence}{formula}"
+
+    @property
+    def is_bug(self) -> bool:
+        return self.kind in ("protocol", "defect", "unexplained")
+
+    def with_(self, **changes: object) -> Diagnosis:
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def formula_W(layer: int | str) -> str:
@@ -83,6 +107,11 @@ _VARIANT_TEXT: dict[str, tuple[str, str]] = {
         "∂L/∂b^[{l}] sums δ^[{l}] over units (axis 0) instead of over the examples (axis 1){every}; it only "
         "has the right shape when m = n_l.",
     ),
+    "bias_axis0_row": (
+        "bias_axis",
+        "∂L/∂b^[{l}] sums δ^[{l}] over units (axis 0) instead of over the examples (axis 1){every}: a row of "
+        "shape (1, m) instead of a column of shape (n_l, 1).",
+    ),
     "bias_scalar": (
         "bias_axis",
         "∂L/∂b^[{l}] sums δ^[{l}] over every entry to one scalar (a sum without an axis){every}, instead of one "
@@ -101,6 +130,25 @@ _VARIANT_TEXT: dict[str, tuple[str, str]] = {
         "loss_gradient",
         "δ^[L] is (a^[L] − y)/m, the cross-entropy shortcut, which is not the derivative of this loss (L = {l}).",
     ),
+    "transpose_if_square": (
+        "transpose",
+        "The δ recursion multiplies by W^[{l}] instead of (W^[{l}])ᵀ wherever W^[{l}] happens to be square{every} "
+        "(the orientation is guessed from the shapes); non-square layers are right.",
+    ),
+    "buffer_transposed": (
+        "transpose",
+        "∂L/∂W^[{l}] is written into a buffer shaped like (W^[{l}])ᵀ{every}: right while W^[{l}] is square, and "
+        "it raises wherever it is not.",
+    ),
+    "target_argmax": (
+        "target_handling",
+        "δ^[L] is computed from one-hot(argmax y) instead of y: right for one-hot targets, wrong for soft "
+        "(probability) targets (L = {l}).",
+    ),
+    "target_round": (
+        "target_handling",
+        "δ^[L] is computed from round(y) instead of y: right for 0/1 targets, wrong for soft targets (L = {l}).",
+    ),
     "softmax_diagonal": (
         "softmax_jacobian",
         "The softmax Jacobian is taken as diag(a ⊙ (1 − a)): its off-diagonal −a_i a_j terms are missing (L = {l}).",
@@ -113,9 +161,13 @@ def _variant_formula(kind: str, layer: int) -> str:
         return f"δ^[{layer}] = (W^[{layer + 1}])ᵀ δ^[{layer + 1}] ⊙ g'(z^[{layer}])"
     if kind in ("output_missing", "output_double", "shortcut_delta"):
         return "δ^[L] = ∂L/∂a^[L] ⊙ g'(z^[L])"
+    if kind in ("target_argmax", "target_round"):
+        return "δ^[L] = ∂L/∂z^[L] with the targets y as given (soft targets included)"
+    if kind == "buffer_transposed":
+        return formula_W(layer)
     if kind == "softmax_diagonal":
         return "δ^[L] = J_softmax(z^[L])ᵀ ∂L/∂a^[L],  J = diag(a) − a aᵀ"
-    if kind in ("bias_axis0", "bias_scalar"):
+    if kind in ("bias_axis0", "bias_axis0_row", "bias_scalar"):
         return formula_b(layer)
     if kind == "activation_off_by_one":
         return formula_W(layer)
@@ -132,7 +184,18 @@ def variant_diagnoses(variant: Variant, depth: int, losses: tuple[str, ...], con
     else:
         layer = depth if every else max(variant.layers or {depth})
     text = template.format(l=layer, h=layer, lm1=layer - 1, every=" (at every layer)" if every else "")
-    found = [Diagnosis(key, layer, _variant_formula(variant.kind, layer), text, confidence, losses)]
+    output = variant.kind in OUTPUT_KINDS
+    found = [
+        Diagnosis(
+            key,
+            layer,
+            _variant_formula(variant.kind, layer),
+            text,
+            confidence,
+            losses,
+            where=f"output layer, L = {layer}" if output else "",
+        )
+    ]
     if variant.bias is not None:
         found += variant_diagnoses(Variant(variant.bias, None), depth, losses, confidence)
     return found

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from oracles.verdicts.precision import BlockPrecision, block_precision, precision_extra
+from oracles.verdicts.precision import message as precision_message
 from oracles.verdicts.records import Record
-from oracles.verdicts.rounding_scale import case_magnitudes
+from oracles.verdicts.rounding_scale import Bound, case_magnitudes
 from oracles.verdicts.tolerances import Tolerance, entry_tolerance, relative_error
 from reference_impl.case import Case
 from reference_impl.spec import Array
@@ -32,6 +34,7 @@ class BlockResult:
     tolerance: float
     ratio: float  # abs_err / tolerance at the worst entry: > 1 fails
     estimate: float | None = None  # the oracle's own error estimate at that entry (Richardson, FD)
+    precision: BlockPrecision | None = None  # passing, but beyond the best float64 answer somewhere
 
 
 def layer_of(block: str) -> int | None:
@@ -46,21 +49,25 @@ def compare_block(
     oracle: Array,
     tolerance: Tolerance,
     estimate: Array | None = None,
-    scale: Array | None = None,
+    scale: Bound | None = None,
+    best: Bound | None = None,
 ) -> tuple[BlockResult, Array]:
-    """Compare one block entrywise; returns the worst entry and the |Δ| array.  ``scale``: Ḡ of the block."""
+    """Compare one block entrywise; returns the worst entry and the |Δ| array.  ``scale``: the block's
+    bound (M, E) from :mod:`oracles.verdicts.rounding_scale`; ``best``: its bound for the cancellation-free
+    formulas, against which a passing block's precision is measured."""
     diff = np.abs(subject - oracle)
     allowed = entry_tolerance(oracle, tolerance, estimate, scale)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = np.where(allowed > 0, diff / allowed, np.where(diff > 0, np.inf, 0.0))
     flat = int(np.argmax(ratio)) if ratio.size else 0
     index = tuple(int(i) for i in np.unravel_index(flat, ratio.shape)) if ratio.size else ()
     rel = relative_error(subject, oracle)
     worst_ratio = float(ratio[index]) if ratio.size else 0.0
+    passed = bool(np.all(ratio <= 1.0))
     return (
         BlockResult(
             name=name,
-            passed=bool(np.all(ratio <= 1.0)),
+            passed=passed,
             index=index,
             subject_value=float(subject[index]) if ratio.size else 0.0,
             oracle_value=float(oracle[index]) if ratio.size else 0.0,
@@ -69,6 +76,7 @@ def compare_block(
             tolerance=float(allowed[index]) if ratio.size else 0.0,
             ratio=worst_ratio,
             estimate=float(np.abs(estimate)[index]) if estimate is not None and ratio.size else None,
+            precision=block_precision(subject, oracle, tolerance, best) if passed else None,
         ),
         diff,
     )
@@ -87,6 +95,8 @@ def _block_dict(block: BlockResult) -> dict[str, Any]:
     }
     if block.estimate is not None:
         out["estimate"] = block.estimate  # part of the record: it set this entry's tolerance
+    if block.precision is not None:
+        out["digits_lost"] = block.precision.digits_lost
     return out
 
 
@@ -105,9 +115,12 @@ def record_from_blocks(
     blocks: list[BlockResult] = []
     heat: dict[str, list[Any]] = {}
     scales = case_magnitudes(case)
+    best = case_magnitudes(case, "best") if tolerance.precise else {}
     for name, oracle_values in oracle_blocks.items():
         estimate = estimates.get(name) if estimates else None
-        block, diff = compare_block(name, subject_blocks[name], oracle_values, tolerance, estimate, scales.get(name))
+        block, diff = compare_block(
+            name, subject_blocks[name], oracle_values, tolerance, estimate, scales.get(name), best.get(name)
+        )
         blocks.append(block)
         if diff.size <= HEATMAP_MAX_ENTRIES:
             heat[name] = diff.tolist()
@@ -122,6 +135,22 @@ def record_from_blocks(
     if failing:
         extra["abs_diff"] = heat
         extra["first_wrong_layer"] = first_wrong
+    imprecise = [b for b in blocks if b.precision is not None]
+    category = "mismatch" if failing else None
+    message = f"{len(failing)} of {len(blocks)} blocks outside tolerance" if failing else ""
+    if imprecise and not failing:
+        found = max(imprecise, key=lambda b: b.precision.digits_lost if b.precision else 0.0)
+        assert found.precision is not None
+        index = found.precision.index
+        finding = precision_extra(
+            case,
+            found.name,
+            found.precision,
+            float(subject_blocks[found.name][index]),
+            float(oracle_blocks[found.name][index]),
+        )
+        extra["precision"] = finding
+        category, message = "precision", precision_message(finding)
     return Record(
         case_id=case.id,
         case=repr(case),
@@ -130,7 +159,7 @@ def record_from_blocks(
         oracle=oracle,
         check=check,
         verdict="fail" if failing else "pass",
-        category="mismatch" if failing else None,
+        category=category,
         parameter=worst.name,
         index=list(worst.index),
         subject_value=worst.subject_value,
@@ -139,7 +168,7 @@ def record_from_blocks(
         rel_err=worst.rel_err,
         tolerance=worst.tolerance,
         layer=first_wrong if failing else layer_of(worst.name),
-        message=f"{len(failing)} of {len(blocks)} blocks outside tolerance" if failing else "",
+        message=message,
         elapsed=elapsed,
         blocks={b.name: _block_dict(b) for b in blocks},
         extra=extra,

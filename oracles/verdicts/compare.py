@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from oracles.registry import Oracle, OracleOutput, oracles_for
+from oracles.registry import Oracle, OracleOutput, oracles_for_case
 from oracles.subjects import Subject, SubjectCall, call_subject
 from oracles.verdicts.blocks import case_record, record_from_blocks
 from oracles.verdicts.kinks import kink_record
@@ -182,7 +182,7 @@ def check_case(
     bounded, in every record's ``extra["subject_output"]``.
     """
     call = call_subject(subject, case)
-    oracles = oracles_for(case.spec, oracle_names)
+    oracles = oracles_for_case(case, oracle_names)
     if call.failure is not None or call.grads is None:
         failure = call.failure
         assert failure is not None
@@ -190,7 +190,7 @@ def check_case(
             protocol_record(case, subject.name, o.name, failure.category, failure.message, failure.parameter)
             for o in oracles
         ]
-        return _with_output(faults, call)
+        return with_call_notes(faults, call)
     deltas = None
     if subject.deltas is not None:
         params, X, Y = case.arrays()
@@ -208,11 +208,15 @@ def check_case(
     if subject.loss is not None and oracles:
         judge = next((o for o in oracles if o.name in outputs), oracles[0])
         records.append(loss_record(case, subject, judge, outputs.get(judge.name)))
-    return _with_output(records, call)
+    return with_call_notes(records, call)
 
 
-def _with_output(records: list[Record], call: SubjectCall) -> list[Record]:
-    if call.output_bytes:
-        for record in records:
+def with_call_notes(records: list[Record], call: SubjectCall) -> list[Record]:
+    """Records of one subject call, carrying what it printed (bounded, isolated subjects) and what it
+    warned (captured, not printed)."""
+    for record in records:
+        if call.output_bytes:
             record.extra["subject_output"] = {"bytes": call.output_bytes, "start": call.output}
+        if call.warnings:
+            record.extra["subject_warnings"] = list(call.warnings)
     return records

@@ -19,6 +19,8 @@ CATEGORIES = (
     "shape",
     "missing",
     "nonfinite",
+    "unstable",
+    "precision",
     "exception",
     "kink",
     "timeout",
@@ -55,7 +57,7 @@ class Record:
     oracle: str
     check: str  # "gradient", "delta", "loss", "projection", "protocol", ...
     verdict: str  # one of VERDICTS
-    category: str | None = None  # one of CATEGORIES when verdict != "pass"
+    category: str | None = None  # one of CATEGORIES when verdict != "pass", or "precision" on a pass
     parameter: str | None = None
     index: list[int] | None = None
     subject_value: float | None = None

@@ -29,7 +29,7 @@ from oracles.subjects import Subject, call_subject
 from oracles.verdicts.blocks import compare_block
 from oracles.verdicts.compare import protocol_record, records_from_output
 from oracles.verdicts.records import Record
-from oracles.verdicts.rounding_scale import case_magnitudes
+from oracles.verdicts.rounding_scale import Bound, case_magnitudes
 from oracles.verdicts.tolerances import Tolerance, relative_error, tolerance_for
 from reference_impl.case import Case
 from reference_impl.spec import Array, Params
@@ -96,10 +96,10 @@ def looser(a: Tolerance, b: Tolerance) -> Tolerance:
     )
 
 
-def pair_ratio(first: Participant, second: Participant, scales: Mapping[str, Array] | None = None) -> tuple[float, int]:
+def pair_ratio(first: Participant, second: Participant, scales: Mapping[str, Bound] | None = None) -> tuple[float, int]:
     """Worst |Δ|/allowed over all blocks at the looser tolerance, and how many kink entries were set aside.
 
-    ``scales``: Ḡ per block (:mod:`oracles.verdicts.rounding_scale`), the same floor the records use."""
+    ``scales``: the bound per block (:mod:`oracles.verdicts.rounding_scale`), the same the records use."""
     tolerance = looser(first.tolerance, second.tolerance)
     worst, set_aside = 0.0, 0
     for name, values in second.grads.items():
@@ -141,7 +141,7 @@ def triangulate(
     case: Case, subject: Subject, oracles: Sequence[str | Oracle] | None = None, *, dtype: str = "float64"
 ) -> Triangulation:
     """Subject records against every (supporting) oracle, the agreement matrix and the odd one out."""
-    chosen = [o for o in _resolve(oracles) if o.supports(case.spec)]
+    chosen = [o for o in _resolve(oracles) if o.supports_case(case)]
     call = call_subject(subject, case)
     if call.failure is not None or call.grads is None:
         failure = call.failure

@@ -43,7 +43,7 @@ def sibling(case: Case) -> Case:
     return dataclasses.replace(case, seed=case.seed + 7919, label=f"{case.id}-sibling")
 
 
-def _memoised(oracle: Oracle) -> Oracle:
+def memoised(oracle: Oracle) -> Oracle:
     """The oracle with its answers on one case remembered: every mutant is compared with the same output."""
     evaluated: dict[str, OracleOutput | Exception] = {}
     projected: dict[str, np.ndarray] = {}
@@ -82,9 +82,9 @@ class CaseContext:
 
     @classmethod
     def build(cls, case: Case, oracles: Mapping[str, Oracle]) -> CaseContext:
-        supported = [_memoised(o) for o in oracles.values() if o.supports(case.spec)]
+        supported = [memoised(o) for o in oracles.values() if o.supports_case(case)]
         unsupported = {
-            name: o.why_unsupported(case.spec) or "" for name, o in oracles.items() if not o.supports(case.spec)
+            name: o.why_unsupported_case(case) or "" for name, o in oracles.items() if not o.supports_case(case)
         }
         return cls(case, supported, unsupported, kink_variants(case))
 

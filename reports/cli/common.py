@@ -1,4 +1,5 @@
-"""What every subcommand shares: exit codes, the one-line categorised usage error, list options, output."""
+"""What every subcommand shares: exit codes, the one-line categorised usage error, list options, output, the
+stress options."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from reference_impl.stress import STRESS_SHARE, check_share
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -67,3 +70,26 @@ def say(args: Any, line: str) -> None:
     """An informational line on stdout, suppressed by ``--quiet``; the final verdict line uses ``print``."""
     if not quiet(args):
         print(line, file=sys.stdout)
+
+
+def add_stress_options(parser: Any) -> None:
+    """``--stress SHARE`` and ``--strict``, the same for ``run`` and ``verify``."""
+    parser.add_argument(
+        "--stress",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help=f"share of stress cases: saturated layers, logits near ±1000, larger m (default {STRESS_SHARE}; 0: none)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="precision findings (right but less precise than float64 allows) fail"
+    )
+
+
+def stress_share(value: float | None) -> float:
+    if value is None:
+        return STRESS_SHARE
+    try:
+        return check_share(value)
+    except ValueError as exc:
+        raise UsageError(f"--stress: {exc}", "usage") from None

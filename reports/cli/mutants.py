@@ -1,7 +1,9 @@
-"""``backprop-check mutants``: the kill matrix of the planted-bug catalogue, its figure and report.
+"""``backprop-check mutants``: the kill matrix of the planted-bug catalogue, its figure and report;
+``--generated``: the held-out measurement on machine-made mutants of independent implementations.
 
 Exit 0 when every bug mutant is killed by at least one oracle or check and every kink mutant is
-classified as a kink (and killed nowhere), 1 otherwise, 2 on usage errors.
+classified as a kink (and killed nowhere) — with ``--generated``, when the held-out split meets its
+targets (kill rate ≥ 99 %, diagnosis precision ≥ 98 %) — 1 otherwise, 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option,
 from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refresh_campaign_report
 
 DEFAULT_EXAMPLES = 24
+DEFAULT_GENERATED_EXAMPLES = 25  # what verify draws by default: the generated mutants meet verify
+GENERATED_JSON, GENERATED_HTML = OWN_FILES["mutants --generated"]
 DEFAULT_SEED = 0
 DEFAULT_SHRINK_EXAMPLES = 150
 JSON_FILE, HTML_FILE = OWN_FILES["mutants"]
@@ -33,9 +37,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--examples",
         type=int,
-        default=DEFAULT_EXAMPLES,
+        default=None,
         metavar="N",
-        help=f"campaign cases (default {DEFAULT_EXAMPLES})",
+        help=f"campaign cases (default {DEFAULT_EXAMPLES}); with --generated, verify's cases per mutant "
+        f"(default {DEFAULT_GENERATED_EXAMPLES})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S", help=f"seed (default {DEFAULT_SEED})")
     parser.add_argument(
@@ -55,6 +60,16 @@ def register(subparsers: Any) -> None:
     add_list_option(parser, "--mutants", metavar="NAME", help="only these mutants (default: all)")
     add_list_option(parser, "--oracles", metavar="NAME", help="only these oracles (default: all)")
     parser.add_argument("--no-diagnosis", action="store_true", help="do not ask the diagnoser to name each mutant")
+    generated = parser.add_argument_group("generated mutants (--generated)")
+    generated.add_argument(
+        "--generated", action="store_true", help="measure kill rate and diagnosis precision on generated mutants"
+    )
+    generated.add_argument("--per-base", type=int, default=None, metavar="N", help="at most N mutants per base")
+    add_list_option(generated, "--bases", metavar="NAME", help="only these base implementations")
+    generated.add_argument("--workers", type=int, default=1, metavar="K", help="processes (default 1)")
+    generated.add_argument(
+        "--equivalence-cases", type=int, default=60, metavar="N", help="random truth cases per mutant (default 60)"
+    )
     parser.set_defaults(func=mutants_command)
 
 
@@ -70,12 +85,58 @@ def _names(text: str | None, known: dict[str, Any], flag: str) -> list[str] | No
     return names
 
 
+def generated_command(args: Any) -> int:
+    from property_tests.mutation.generated import Settings, run_generated
+    from property_tests.mutation.generator import BASES
+    from reports.generated_view import render_page, render_text, targets_met
+
+    examples = DEFAULT_GENERATED_EXAMPLES if args.examples is None else args.examples
+    for flag, value, least in (("--examples", examples, 1), ("--per-base", args.per_base, 1)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be ≥ {least}, got {value}", "usage")
+    if args.workers < 1 or args.equivalence_cases < 1:
+        raise UsageError("--workers and --equivalence-cases must be ≥ 1", "usage")
+    bases = _names(joined(args.bases), {b: b for b in BASES}, "--bases") or list(BASES)
+    out = Path(args.out) if args.out is not None else None
+    if out is not None:
+        check_directory(out, "mutants --generated")
+    settings = Settings(
+        examples=examples,
+        equivalence_cases=args.equivalence_cases,
+        seed=args.seed,
+        per_base=args.per_base,
+        bases=tuple(bases),
+        workers=args.workers,
+    )
+
+    def progress(line: str) -> None:
+        if not quiet(args):
+            print(f"[generated] {line}", file=sys.stderr, flush=True)
+
+    data = run_generated(settings, progress)
+    if out is not None:
+        claim_directory(out, "mutants --generated")
+        (out / GENERATED_JSON).write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        (out / GENERATED_HTML).write_text(render_page(data), encoding="utf-8")
+        say(args, f"wrote {out / GENERATED_JSON} and {out / GENERATED_HTML}")
+        report = refresh_campaign_report(out)
+        if report is not None:
+            say(args, f"report: {report} (with the generated mutants)")
+    text = render_text(data)
+    print(text.rstrip().splitlines()[-1] if quiet(args) and text.strip() else text)
+    return EXIT_OK if targets_met(data) else EXIT_FOUND
+
+
 def mutants_command(args: Any) -> int:
+    if args.generated:
+        return generated_command(args)
     from oracles.registry import all_oracles
     from property_tests.mutation.catalogue import MUTANTS
     from property_tests.mutation.killmatrix import run_matrix
     from reports.mutation_view import figure_line, render_page, render_text
 
+    if args.examples is None:
+        args.examples = DEFAULT_EXAMPLES
     if args.examples < 0:
         raise UsageError(f"--examples must be non-negative, got {args.examples}", "usage")
     if args.shrink_examples < 0:

@@ -46,8 +46,9 @@ def _call_arguments(node: ast.expr, name: str) -> dict[str, Any]:
     return values
 
 
-def find_case(case_id: str, directory: Path | None) -> Case:
-    """The case named ``case_id``: from its campaign id, else from the records in ``directory``."""
+def find_case(case_id: str, directory: Path | None, stress_share: float) -> Case:
+    """The case named ``case_id``: from its campaign id (drawn with the campaign's ``stress_share``), else
+    from the records in ``directory``."""
     from reference_impl.generate import case_from_index
     from reports.campaign import parse_case_id
 
@@ -58,7 +59,7 @@ def find_case(case_id: str, directory: Path | None) -> Case:
             message = f"{exc}; for another id (e.g. from verify) add --out DIR holding its records"
             raise UsageError(message, "input") from None
         return _recorded_case(case_id, directory)
-    return case_from_index(seed, index)
+    return case_from_index(seed, index, stress_share)
 
 
 def _recorded_case(case_id: str, directory: Path) -> Case:

@@ -8,7 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, joined, positive_seconds, quiet, say
+from reference_impl.stress import STRESS_SHARE
+from reports.cli.common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    UsageError,
+    add_list_option,
+    add_stress_options,
+    joined,
+    positive_seconds,
+    quiet,
+    say,
+    stress_share,
+)
 from reports.cli.outdir import check_directory, foreign_record
 
 DEFAULT_EXAMPLES = 500
@@ -59,6 +71,7 @@ def register(subparsers: Any) -> None:
         help="seconds per call of a MODULE:ATTR subject before its worker is killed (default 30)",
     )
     run.add_argument("--junit", default=None, metavar="PATH", help="also write JUnit XML here")
+    add_stress_options(run)
     run.add_argument("--batch-size", type=int, default=None, metavar="B", help=argparse.SUPPRESS)
     run.set_defaults(func=run_command)
 
@@ -83,6 +96,13 @@ def register(subparsers: Any) -> None:
     )
     replay.add_argument(
         "--convention", default=None, metavar="NAME", help="the loss convention the subject declared to verify"
+    )
+    replay.add_argument(
+        "--stress",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help=f"the campaign's stress share (default: the campaign's, else {STRESS_SHARE})",
     )
     replay.add_argument(
         "--timeout", type=positive_seconds, default=None, metavar="S", help="seconds per call of the subject"
@@ -173,6 +193,8 @@ def run_command(args: argparse.Namespace) -> int:
             subject=subject,
             oracles=oracles,
             subsample=_subsample(args.subsample),
+            stress=stress_share(args.stress),
+            strict=bool(args.strict),
         )
     # Load the subject here, so a bad MODULE:ATTR is one line before any worker starts.
     campaign.resolve_subject(config.subject, args.timeout)
@@ -210,8 +232,9 @@ def _run_and_report(args: argparse.Namespace, config: Any, out: Path, workers: i
         from reports.junit import write_junit
 
         write_junit(out / campaign.RESULTS_FILE, Path(args.junit))
+    precision = f", {result.precision_cases} right but imprecise (precision)" if result.precision_cases else ""
     print(
-        f"{result.cases} cases, {result.failed_cases} with discrepancies, {result.records} records "
+        f"{result.cases} cases, {result.failed_cases} with discrepancies{precision}, {result.records} records "
         f"({result.ran} run now in {result.wall_seconds:.1f} s)"
     )
     say(args, f"records: {out / campaign.RESULTS_FILE}\nreport:  {report_path}")
@@ -231,6 +254,10 @@ def _check_resume_flags(args: argparse.Namespace, config: Any, oracles: list[str
         conflicts.append(f"--subsample {args.subsample} (campaign: {config.subsample or 'none'})")
     if oracles is not None and tuple(oracles) != config.oracles:
         conflicts.append(f"--oracles {','.join(oracles)} (campaign: {config.oracles or 'all'})")
+    if args.stress is not None and stress_share(args.stress) != config.stress:
+        conflicts.append(f"--stress {args.stress} (campaign: {config.stress})")
+    if args.strict and not config.strict:
+        conflicts.append("--strict (campaign: not strict)")
     if conflicts:
         raise UsageError("--resume continues the stored campaign; conflicting flags: " + "; ".join(conflicts), "usage")
 
@@ -243,18 +270,23 @@ def replay_command(args: argparse.Namespace) -> int:
     directory = Path(args.out) if args.out is not None else None
     if directory is not None and not directory.is_dir():
         raise UsageError(f"--out {directory} is not a directory", "io")
-    case = find_case(args.case_id, directory)
+    share = None if args.stress is None else stress_share(args.stress)
+    stored = campaign.read_campaign(directory) if directory is not None and share is None else None
+    if stored is not None:
+        share = campaign.CampaignConfig.from_dict(stored["config"]).stress
+    case = find_case(args.case_id, directory, STRESS_SHARE if share is None else share)
     oracles = _oracle_list(joined(args.oracles))
     subject_target = args.subject or (stored_subject(directory) if directory is not None else None)
     subject_target = subject_target or campaign.REFERENCE
     subject = campaign.resolve_subject(subject_target, args.timeout)
     if args.convention is not None:
-        from oracles.diagnosis.conventions import CONVENTIONS
-        from reports.cli.verify import _declared
+        from oracles.diagnosis import conventions
 
-        if args.convention not in CONVENTIONS:
-            raise UsageError(f"unknown convention {args.convention!r}; known: {sorted(CONVENTIONS)}", "usage")
-        subject = _declared(subject, args.convention)
+        try:
+            declared = conventions.parse_declaration(args.convention)
+        except conventions.DeclarationError as exc:
+            raise UsageError(str(exc), "usage") from None
+        subject = conventions.declared_subject(subject, declared)
     records = check_case(case, subject, oracles)
     failed = any(r.failed for r in records)
     verdict = f"{'DISCREPANCIES FOUND' if failed else 'all oracles agree'} ({len(records)} records)"

@@ -17,18 +17,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from oracles.diagnosis import conventions
 from oracles.diagnosis.diagnose import Diagnosis, diagnose_subject
 from oracles.diagnosis.family import Family, family_cases
+from oracles.diagnosis.instability import Instability, explain_instability
 from oracles.registry import OracleOutput, get_oracle
 from oracles.subjects import DEFAULT_TIMEOUT, Subject, call_subject, load_subject, subject_supports
-from oracles.verdicts.compare import compare_to_oracle, protocol_record
+from oracles.verdicts.compare import compare_to_oracle, protocol_record, with_call_notes
 from oracles.verdicts.loss_check import loss_record
+from oracles.verdicts.precision import apply_strict
 from reference_impl.case import Case
-from reference_impl.spec import Spec
-from reports.cli.common import EXIT_FOUND, EXIT_OK, UsageError, add_list_option, listed, quiet
+from reports.cli.common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    UsageError,
+    add_list_option,
+    add_stress_options,
+    listed,
+    quiet,
+    stress_share,
+)
 from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refresh_campaign_report
 from reports.dirlock import DirectoryBusy, exclusive
 from reports.records import Record, RecordWriter
@@ -72,11 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"seconds per call before the subject's worker process is killed (default {DEFAULT_TIMEOUT:g})",
     )
     verify.add_argument(
-        "--convention", metavar="NAME", help=f"your loss convention: {', '.join(conventions.CONVENTIONS)}"
+        "--convention",
+        metavar="NAME",
+        help=f"your loss convention, one for every loss or per loss (mse=mean_elements,bce=mean_elements): "
+        f"{', '.join(conventions.CONVENTIONS)}",
     )
     verify.add_argument(
         "--oracle", default="torch_autograd", metavar="NAME", help="oracle to compare with (default torch_autograd)"
     )
+    add_stress_options(verify)
     verify.set_defaults(func=run_verify)
 
 
@@ -122,6 +134,15 @@ class VerifyResult:
     gradient_failing: list[Case] = field(default_factory=list)  # failing cases the diagnosis can look at
     loss_failures: list[Record] = field(default_factory=list)  # the loss companion's failing records
     output_bytes: int = 0  # most the subject printed in one call (captured, not shown)
+    unstable_cases: list[Case] = field(default_factory=list)  # NaN/inf where the truth is finite
+    precision: list[tuple[Case, Record]] = field(default_factory=list)  # right but imprecise (first record each)
+
+    @property
+    def wrong_cases(self) -> list[Case]:
+        """Gradient failures that are neither unstable nor only imprecise (what the defect diagnoser explains)."""
+        unstable = {c.id for c in self.unstable_cases}
+        imprecise = {c.id for c, r in self.precision if r.failed}
+        return [c for c in self.gradient_failing if c.id not in unstable and c.id not in imprecise]
 
 
 def _family(args: argparse.Namespace) -> Family:
@@ -130,46 +151,23 @@ def _family(args: argparse.Namespace) -> Family:
     return family.restricted(listed(args.activations), listed(args.losses))
 
 
-def _check_convention(name: str | None, family: Family) -> None:
-    if name is None:
-        return
-    applies = []
-    for loss in family.usable_losses:
-        try:
-            conventions.resolve(name, loss)
-            applies.append(loss)
-        except KeyError:
-            continue
-    if not applies:
+def _check_convention(value: str | Mapping[str, str] | None, family: Family) -> dict[str, str]:
+    """The declaration as loss -> name; a usage error if it is malformed or applies to none of the losses."""
+    try:
+        declared = conventions.parse_declaration(value)
+    except conventions.DeclarationError as exc:
+        raise UsageError(str(exc), "usage") from None
+    if declared and not conventions.declared_losses(declared, list(family.usable_losses)):
         raise UsageError(
-            f"convention {name!r} applies to none of the losses {list(family.usable_losses)}; "
-            f"known: {sorted(conventions.CONVENTIONS)}",
+            f"convention {conventions.format_declaration(declared)!r} applies to none of the losses "
+            f"{list(family.usable_losses)}; known: {sorted(conventions.CONVENTIONS)}",
             "usage",
         )
+    return declared
 
 
-def _declared_factor(name: str | None, case: Case) -> float:
-    if name is None:
-        return 1.0
-    try:
-        return conventions.factor(name, case.spec, case.batch)
-    except KeyError:
-        return 1.0  # the declared convention does not apply to this loss: the suite's own holds
-
-
-def _declared(subject: Subject, convention: str | None) -> Subject:
-    """The subject seen through its declared convention, so the diagnosis looks for what is left."""
-    if convention is None:
-        return subject
-
-    def rescaled(spec: dict[str, Any], params: dict[str, Any], X: Any, Y: Any) -> Any:
-        raw = subject.gradients(spec, params, X, Y)
-        factor = _declared_factor(convention, Case(Spec.from_dict(spec), batch=int(np.shape(X)[1])))
-        if not isinstance(raw, Mapping):
-            return raw
-        return {name: np.asarray(value) / factor for name, value in raw.items()}
-
-    return Subject(subject.name, rescaled, subject.loss)
+def _declared_factor(declared: Mapping[str, str] | None, case: Case) -> float:
+    return conventions.declared_factor(declared or {}, case.spec, case.batch)
 
 
 def _tally(result: VerifyResult, record: Record) -> None:
@@ -201,11 +199,17 @@ def verify_subject(
     cases: Sequence[Case],
     *,
     oracle_name: str = "torch_autograd",
-    convention: str | None = None,
+    convention: str | Mapping[str, str] | None = None,
     timeout: float | None = None,
     writer: RecordWriter | None = None,
+    strict: bool = False,
 ) -> VerifyResult:
-    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle."""
+    """Run every case (protocol guards on, nondeterminism checked) and compare with one oracle.
+
+    ``convention``: the subject's declared convention(s), one name or per loss (see
+    :func:`oracles.diagnosis.conventions.parse_declaration`); ``strict``: a precision finding fails its case.
+    """
+    convention = conventions.parse_declaration(convention)
     oracle = get_oracle(oracle_name)
     result = VerifyResult()
     for case in cases:
@@ -216,7 +220,7 @@ def verify_subject(
             records = [
                 protocol_record(case, subject.name, oracle.name, failure.category, failure.message, failure.parameter)
             ]
-        elif not oracle.supports(case.spec):
+        elif not oracle.supports_case(case):
             continue
         else:
             factor = _declared_factor(convention, case)
@@ -228,13 +232,14 @@ def verify_subject(
             if subject.loss is not None:
                 output = outputs.get(oracle.name)
                 records.append(loss_record(case, subject, oracle, output, factor=factor, timeout=timeout))
-            if convention is not None:
+            name = conventions.declared_name(convention or {}, case.spec.loss)
+            if name is not None:
                 for record in records:
-                    record.extra["convention"] = {"name": convention, "factor": factor}
-        if call.output_bytes:
-            result.output_bytes = max(result.output_bytes, call.output_bytes)
-            for record in records:
-                record.extra["subject_output"] = {"bytes": call.output_bytes, "start": call.output}
+                    record.extra["convention"] = {"name": name, "factor": factor}
+        result.output_bytes = max(result.output_bytes, call.output_bytes)
+        records = with_call_notes(records, call)
+        if strict:
+            records = apply_strict(records)
         for record in records:
             _tally(result, record)
             result.records.append(record)
@@ -244,6 +249,11 @@ def verify_subject(
             result.failing_cases.append(case)
         if any(r.failed and r.check != "loss" for r in records):
             result.gradient_failing.append(case)
+        if any(r.category == "unstable" for r in records):
+            result.unstable_cases.append(case)
+        imprecise = [r for r in records if r.category == "precision"]
+        if imprecise and not any(r.failed and r.category != "precision" for r in records):
+            result.precision.append((case, imprecise[0]))
     return result
 
 
@@ -264,7 +274,8 @@ def run_verify(args: argparse.Namespace) -> int:
     # The subject runs in a supervised worker; its time limit per call is the worker's own from here on.
     subject = load_subject(args.subject, timeout=args.timeout)
     family = _family(args)
-    _check_convention(args.convention, family)
+    supports = subject_supports(args.subject) or {}
+    declared = _check_convention(args.convention or supports.get("convention"), family)
     try:
         get_oracle(args.oracle)
     except KeyError as exc:
@@ -273,17 +284,19 @@ def run_verify(args: argparse.Namespace) -> int:
         # One torch thread: on the small networks verify draws, a second intra-op thread only contends
         # (measured: 100 cases' torch comparisons 13x slower with two threads on a busy 2-core machine).
         sys.modules["torch"].set_num_threads(1)
-    cases = family_cases(family, args.seed, args.examples)
+    cases = family_cases(family, args.seed, args.examples, stress_share(args.stress))
     if args.out is None:
-        return _verify(args, subject, family, cases)
+        return _verify(args, subject, family, cases, declared)
     try:
         with exclusive(args.out, "verify"):
-            return _verify(args, subject, family, cases)
+            return _verify(args, subject, family, cases, declared)
     except DirectoryBusy as exc:
         raise UsageError(str(exc), "busy") from None
 
 
-def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case]) -> int:
+def _verify(
+    args: argparse.Namespace, subject: Subject, family: Family, cases: list[Case], declared: dict[str, str]
+) -> int:
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     writer = None
@@ -291,24 +304,36 @@ def _verify(args: argparse.Namespace, subject: Subject, family: Family, cases: l
         claim_directory(args.out, "verify")
         writer = RecordWriter(args.out / RESULTS_FILE)
     try:
-        result = verify_subject(subject, cases, oracle_name=args.oracle, convention=args.convention, writer=writer)
+        result = verify_subject(
+            subject, cases, oracle_name=args.oracle, convention=declared, writer=writer, strict=args.strict
+        )
     finally:
         if writer is not None:
             writer.close()
     diagnoses: list[Diagnosis] = []
-    if result.gradient_failing:
+    if result.wrong_cases:
         diagnoses = diagnose_subject(
-            _declared(subject, args.convention),
-            result.gradient_failing[:DIAGNOSIS_CASES],
+            conventions.declared_subject(subject, declared),
+            result.wrong_cases[:DIAGNOSIS_CASES],
             rng_seed=args.seed,
             supports=family,
         )
-    lines = _render(args, cases, result, diagnoses)
+    instabilities: list[Instability] = []
+    if result.unstable_cases:
+        instabilities = explain_instability(subject, result.unstable_cases[0], family)
+    lines = _render(
+        args, cases, result, diagnoses, instabilities, conventions.format_declaration(declared) if declared else None
+    )
     status = next(line for line in lines if line.startswith(("PASS:", "FAIL:")))
     print("\n".join([lines[0], status] if quiet(args) else lines))
     if args.out is not None:
-        summary = _summary(args, family, cases, result, diagnoses, lines)
+        summary = _summary(args, family, cases, result, diagnoses, lines, declared)
         summary.update(
+            instabilities=[i.as_dict() for i in instabilities],
+            unstable_cases=[c.id for c in result.unstable_cases],
+            precision_cases=[c.id for c, _ in result.precision],
+            stress=stress_share(args.stress),
+            strict=bool(args.strict),
             started=started.isoformat(timespec="seconds"),
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             elapsed_seconds=round(time.perf_counter() - clock, 3),
@@ -332,6 +357,7 @@ def _summary(
     result: VerifyResult,
     diagnoses: list[Diagnosis],
     lines: list[str],
+    declared: Mapping[str, str],
 ) -> dict[str, Any]:
     """verify.json: everything the page shows above the records, and what replaying a row needs."""
     return {
@@ -341,7 +367,7 @@ def _summary(
         "examples": args.examples,
         "cases": len(cases),
         "oracle": args.oracle,
-        "convention": args.convention,
+        "convention": conventions.format_declaration(dict(declared)) if declared else None,
         "timeout": args.timeout,
         "activations": listed(args.activations),
         "losses": listed(args.losses),
@@ -362,22 +388,45 @@ def _summary(
     }
 
 
+def _headline(first: Diagnosis) -> str:
+    """The first line; when it is not a bug it says why the exit code is still 1."""
+    if first.is_bug:
+        return f"diagnosis: {first.line()}"
+    return f"diagnosis: {first.line()} (not a bug, but undeclared: these cases count as failures until declared)"
+
+
 def _render(
-    args: argparse.Namespace, cases: Sequence[Case], result: VerifyResult, diagnoses: list[Diagnosis]
+    args: argparse.Namespace,
+    cases: Sequence[Case],
+    result: VerifyResult,
+    diagnoses: list[Diagnosis],
+    instabilities: Sequence[Instability] = (),
+    declared: str | None = None,
 ) -> list[str]:
     lines: list[str] = []
     if not result.failing_cases:
-        declared = f" (declared convention: {args.convention})" if args.convention else ""
-        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{declared}")
+        note = f" (declared convention: {declared})" if declared else ""
+        lines.append(f"diagnosis: none needed: all {len(cases)} cases agree with {args.oracle}{note}")
     elif not result.gradient_failing:
         lines.append(f"diagnosis: loss: the gradients agree with {args.oracle}; the loss companion does not")
+    elif instabilities:
+        lines.append(f"diagnosis: {instabilities[0].line()}")
+        also = [i.line() for i in instabilities[1:]] + [d.line() for d in diagnoses]
+        lines.extend(f"  also: {line}" for line in also)
     elif diagnoses:
-        lines.append(f"diagnosis: {diagnoses[0].line()}")
+        lines.append(_headline(diagnoses[0]))
         lines.extend(f"  also: {d.line()}" for d in diagnoses[1:])
-    else:
+    elif result.wrong_cases:
         lines.append("diagnosis: no known defect or convention explains the disagreement (see the records)")
+    else:
+        lines.append("diagnosis: right, but less precise than float64 allows (failing under --strict)")
     for category, ids in sorted(result.protocol.items()):
         lines.append(f"protocol [{category}]: {len(ids)} case(s), first {ids[0]}")
+    if result.precision:
+        case, record = result.precision[0]
+        status = "failing under --strict" if args.strict else "not a failure; --strict makes it one"
+        lines.append(f"precision: {len(result.precision)} case(s) right but imprecise ({status}); first {case.id}:")
+        lines.append(f"  {record.message}")
     if result.loss_failures:
         first = result.loss_failures[0]
         lines.append(f"loss [loss]: {len(result.loss_failures)} case(s), first {first.case_id}: {first.message}")
