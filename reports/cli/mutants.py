@@ -18,8 +18,7 @@ from reports.cli.outdir import OWN_FILES, check_directory, claim_directory, refr
 
 DEFAULT_EXAMPLES = 24
 DEFAULT_GENERATED_EXAMPLES = 25  # what verify draws by default: the generated mutants meet verify
-GENERATED_JSON = "generated.json"
-GENERATED_HTML = "generated.html"
+GENERATED_JSON, GENERATED_HTML = OWN_FILES["mutants --generated"]
 DEFAULT_SEED = 0
 DEFAULT_SHRINK_EXAMPLES = 150
 JSON_FILE, HTML_FILE = OWN_FILES["mutants"]
@@ -99,8 +98,8 @@ def generated_command(args: Any) -> int:
         raise UsageError("--workers and --equivalence-cases must be ≥ 1", "usage")
     bases = _names(joined(args.bases), {b: b for b in BASES}, "--bases") or list(BASES)
     out = Path(args.out) if args.out is not None else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory", "io")
+    if out is not None:
+        check_directory(out, "mutants --generated")
     settings = Settings(
         examples=examples,
         equivalence_cases=args.equivalence_cases,
@@ -116,11 +115,15 @@ def generated_command(args: Any) -> int:
 
     data = run_generated(settings, progress)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        claim_directory(out, "mutants --generated")
         (out / GENERATED_JSON).write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
         (out / GENERATED_HTML).write_text(render_page(data), encoding="utf-8")
-        print(f"wrote {out / GENERATED_JSON} and {out / GENERATED_HTML}")
-    print(render_text(data))
+        say(args, f"wrote {out / GENERATED_JSON} and {out / GENERATED_HTML}")
+        report = refresh_campaign_report(out)
+        if report is not None:
+            say(args, f"report: {report} (with the generated mutants)")
+    text = render_text(data)
+    print(text.rstrip().splitlines()[-1] if quiet(args) and text.strip() else text)
     return EXIT_OK if targets_met(data) else EXIT_FOUND
 
 

@@ -19,6 +19,7 @@ OWN_FILES: dict[str, tuple[str, ...]] = {
     "verify": ("verify.jsonl", "verify.json", "verify.html"),
     "audit": ("audit.json", "audit.html"),
     "mutants": ("mutants.json", "mutants.html"),
+    "mutants --generated": ("generated.json", "generated.html"),
 }
 
 
