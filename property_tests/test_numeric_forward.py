@@ -247,10 +247,12 @@ def _fast_versus_generic(case: Case, zero_active: bool = False, conditioned: boo
     Both paths sum the same chain-rule products in different orders.  Each product has at most
     ``depth + 1`` factors and each sum at most ``max width + batch`` terms, so with
     ``n = (depth + 1)·(max width + batch)`` each path is within γ_n ≈ n·eps of the exact value *relative to
-    the sum of the terms' magnitudes* Ḡ (:func:`oracles.verdicts.rounding_scale.magnitudes`), not to the
-    result: where terms cancel, |g| ≪ Ḡ (the W1 entry of the ``@example`` below is 8.8e-4 out of terms
-    near 0.1).  Two paths: 2·n·eps·max(Ḡ, |g|).  ``conditioned=False`` drops Ḡ (a few ulps of the block
-    only), for kinks, where Ḡ follows the reference's relu'(0) = 0 and the other convention is asked.
+    the sum of the terms' magnitudes* M (:func:`oracles.verdicts.rounding_scale.magnitudes`), not to the
+    result: where terms cancel, |g| ≪ M (the W1 entry of the ``@example`` below is 8.8e-4 out of terms
+    near 0.1).  Two paths: 2·n·eps·max(M, |g|), plus the bound's carried error E (a slope read off a
+    pre-activation that each path rounds its own way), a few u·E.  ``conditioned=False`` drops M and E (a
+    few ulps of the block only), for kinks, where the bounds follow relu'(0) = 0 and the other convention
+    is asked.
     """
     params, X, Y = case.arrays()
     scale = magnitudes(case.spec, params, X, Y)
@@ -261,7 +263,8 @@ def _fast_versus_generic(case: Case, zero_active: bool = False, conditioned: boo
         fast = complex_step_entries(case.spec, params, X, Y, name, indices, zero_active=zero_active)
         generic = complex_step_entries(case.spec, params, X, Y, name, indices, zero_active=zero_active, generic=True)
         if conditioned:
-            allowed = 2 * n * EPS * np.maximum(scale[name].M.ravel(), np.abs(generic))
+            bound = scale[name]
+            allowed = 2 * n * EPS * np.maximum(bound.M.ravel(), np.abs(generic)) + 8 * EPS * bound.E.ravel()
         else:
             allowed = np.full(generic.shape, 16 * EPS * float(np.abs(generic).max()))
         difference = np.abs(fast - generic)

@@ -327,9 +327,8 @@ def _verify(
     status = next(line for line in lines if line.startswith(("PASS:", "FAIL:")))
     print("\n".join([lines[0], status] if quiet(args) else lines))
     if args.out is not None:
-        summary = _summary(args, family, cases, result, diagnoses, lines)
+        summary = _summary(args, family, cases, result, diagnoses, lines, declared)
         summary.update(
-            declared=declared or None,
             instabilities=[i.as_dict() for i in instabilities],
             unstable_cases=[c.id for c in result.unstable_cases],
             precision_cases=[c.id for c, _ in result.precision],
@@ -351,13 +350,6 @@ def _verify(
     return EXIT_FOUND if result.failing_cases else EXIT_OK
 
 
-def _headline(first: Diagnosis) -> str:
-    """The first line; when it is not a bug it says why the exit code is still 1."""
-    if first.is_bug:
-        return f"diagnosis: {first.line()}"
-    return f"diagnosis: {first.line()} (not a bug, but undeclared: these cases count as failures until declared)"
-
-
 def _summary(
     args: argparse.Namespace,
     family: Family,
@@ -365,6 +357,7 @@ def _summary(
     result: VerifyResult,
     diagnoses: list[Diagnosis],
     lines: list[str],
+    declared: Mapping[str, str],
 ) -> dict[str, Any]:
     """verify.json: everything the page shows above the records, and what replaying a row needs."""
     return {
@@ -374,7 +367,7 @@ def _summary(
         "examples": args.examples,
         "cases": len(cases),
         "oracle": args.oracle,
-        "convention": args.convention,
+        "convention": conventions.format_declaration(dict(declared)) if declared else None,
         "timeout": args.timeout,
         "activations": listed(args.activations),
         "losses": listed(args.losses),
@@ -393,6 +386,13 @@ def _summary(
         "loss_failures": [{"case": r.case_id, "message": r.message} for r in result.loss_failures],
         "out": str(args.out),
     }
+
+
+def _headline(first: Diagnosis) -> str:
+    """The first line; when it is not a bug it says why the exit code is still 1."""
+    if first.is_bug:
+        return f"diagnosis: {first.line()}"
+    return f"diagnosis: {first.line()} (not a bug, but undeclared: these cases count as failures until declared)"
 
 
 def _render(
