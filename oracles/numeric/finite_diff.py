@@ -24,7 +24,7 @@ import numpy as np
 
 from oracles.numeric.kink_brackets import KinkCollector
 from oracles.numeric.perturbed import block_losses, direction_losses
-from oracles.numeric.steps import EPS, cbrt_eps_step, difference_rounding, input_scale
+from oracles.numeric.steps import EPS, cbrt_eps_step, difference_rounding, input_scale, loss_terms
 from oracles.numeric.tape import base_tape
 from oracles.registry import Oracle, OracleOutput, register
 from reference_impl.spec import Array, Params, Spec
@@ -58,7 +58,9 @@ def central_differences(
         evaluation = block_losses(spec, params, X, Y, name, np.stack([h, -h]), tape=tape)
         plus, minus = evaluation.losses
         grads[name] = ((plus - minus) / (2.0 * h)).reshape(params[name].shape)
-        errors[name] = difference_rounding(spec, tape.loss, plus, minus, h).reshape(params[name].shape)
+        errors[name] = difference_rounding(spec, loss_terms(spec, tape.loss, tape.z[-1]), plus, minus, h).reshape(
+            params[name].shape
+        )
         crossed = np.flatnonzero(evaluation.crossed.any(axis=0))
         if crossed.size:
             kinks.add_differences(spec, params, X, Y, name, crossed, plus[crossed], minus[crossed], h[crossed], tape)

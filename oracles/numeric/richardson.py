@@ -26,7 +26,7 @@ import numpy as np
 
 from oracles.numeric.kink_brackets import KinkCollector
 from oracles.numeric.perturbed import block_losses, direction_losses
-from oracles.numeric.steps import EPS, difference_rounding, input_scale
+from oracles.numeric.steps import EPS, difference_rounding, input_scale, loss_terms
 from oracles.numeric.tape import base_tape
 from oracles.registry import Oracle, OracleOutput, register
 from reference_impl.spec import Array, Params, Spec
@@ -95,7 +95,7 @@ def evaluate(spec: Spec, params: Params, X: Array, Y: Array) -> OracleOutput:
         plus, minus = evaluation.losses[:N_STEPS], evaluation.losses[N_STEPS:]
         crossed = evaluation.crossed[:N_STEPS] | evaluation.crossed[N_STEPS:]
         differences = (plus - minus) / (2.0 * steps)
-        rounding = difference_rounding(spec, tape.loss, plus, minus, steps)
+        rounding = difference_rounding(spec, loss_terms(spec, tape.loss, tape.z[-1]), plus, minus, steps)
         value, error, extrapolated = extrapolate(differences, steps, ~crossed, rounding)
         grads[name] = value.reshape(params[name].shape)
         errors[name] = error.reshape(params[name].shape)

@@ -36,9 +36,24 @@ def input_scale(tape: BaseTape, block: str) -> Array:
     return np.tile(per_input, rows)
 
 
-def difference_rounding(spec: Spec, base_loss: float, plus: Array, minus: Array, steps: Array) -> Array:
-    """Rounding in (L+ − L−)/2h: eps·(|L+| + |L−| + 2|L|)·(depth + 1)/2h, per entry (any common shape)."""
-    return EPS * (np.abs(plus) + np.abs(minus) + 2.0 * abs(base_loss)) * (spec.depth + 1) / (2.0 * steps)
+def loss_terms(spec: Spec, base_loss: float, z_out: Array) -> float:
+    """The size of the terms a loss value is summed from, ≥ |L|.
+
+    A cross-entropy is formed from terms of the size of the logits (log-sum-exp of z minus y·z, softplus(z)
+    minus y·z) that cancel when the network is confidently right: L ≈ 1e-9 out of terms near 20 still
+    rounds at eps·20, not at eps·|L|.  Squared losses sum non-negative terms, so |L| is their size.
+    """
+    if spec.loss in ("bce", "cce"):
+        m = z_out.shape[1]
+        return max(abs(base_loss), 2.0 * float(np.abs(z_out).sum()) / m)
+    return abs(base_loss)
+
+
+def difference_rounding(spec: Spec, terms: float, plus: Array, minus: Array, steps: Array) -> Array:
+    """Rounding in (L+ − L−)/2h: eps·(|L+| + |L−| + 2T)·(depth + 1)/2h per entry (any common shape), T the
+    size of the loss's terms (:func:`loss_terms`), which bounds the rounding of L± as well."""
+    spread = np.maximum(np.abs(plus), terms) + np.maximum(np.abs(minus), terms) + 2.0 * terms
+    return EPS * spread * (spec.depth + 1) / (2.0 * steps)
 
 
 def flat(params: Mapping[str, Array], names: Sequence[str]) -> Array:
