@@ -128,8 +128,8 @@ def _mean_elements_for_squared(spec: dict[str, Any], params: Any, X: np.ndarray,
 
 def test_check_subject_takes_a_per_loss_declaration() -> None:
     options: dict[str, Any] = {"supports": {"losses": ["mse", "bce"]}, "max_examples": 15}
-    with pytest.raises(SubjectCheckFailed):
-        check_subject(_mean_elements_for_squared, **options)
+    with pytest.raises(SubjectCheckFailed):  # undeclared: any mse case with two outputs or more fails
+        check_subject(_mean_elements_for_squared, supports={"losses": ["mse"]}, max_examples=60)
     check_subject(_mean_elements_for_squared, convention="mse=mean_elements", **options)
     check_subject(_mean_elements_for_squared, convention={"mse": "mean_elements"}, **options)
 

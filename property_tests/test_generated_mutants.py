@@ -104,7 +104,7 @@ def test_the_judging_rule(role: str, finding: Diagnosis, expected: str) -> None:
 
 def test_a_small_run_summarises_every_mutant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "gen"
-    argv = ["mutants", "--generated", "--per-base", "3", "--bases", "g_functional,g_loop", "--quiet"]
+    argv = ["mutants", "--generated", "--per-base", "3", "--bases", "g_functional,g_loop"]
     code = main([*argv, "--examples", "5", "--equivalence-cases", "6", "--out", str(out)])
     printed = capsys.readouterr().out
     data = json.loads((out / "generated.json").read_text(encoding="utf-8"))

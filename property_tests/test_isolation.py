@@ -11,6 +11,7 @@ from oracles import supervisor
 from oracles.subjects import call_subject, load_subject
 from reference_impl import Case, Spec
 from reports import campaign
+from reports.cli import verify as verify_cli
 from reports.cli.app import main
 from reports.records import read_records
 
@@ -109,9 +110,9 @@ def test_verify_without_flags_categorises_the_subject_and_completes(
     assert code == 1 and captured.err == ""  # no traceback, no noise: the subject's faults are records
     assert lines[0].startswith("diagnosis: ")
     assert f"protocol [{category}]: 2 case(s), first verify-0-0000" in lines
-    records = list(read_records(out / "verify.jsonl"))
+    records = list(read_records(out / verify_cli.RESULTS_FILE))
     assert records and all(r.category == category and fragment in r.message for r in records), records[0].message
-    assert (out / "verify.html").stat().st_size > 0
+    assert (out / verify_cli.REPORT_FILE).stat().st_size > 0
 
 
 @pytest.mark.parametrize(("name", "category", "fragment"), CRASHES)
@@ -167,7 +168,7 @@ def test_a_subject_flooding_stdout_is_captured_and_the_diagnosis_stays_first(
     lines = captured.out.splitlines()
     assert lines[0].startswith("diagnosis: none needed")
     assert any(line.startswith("subject output: up to 20000") for line in lines)  # two calls per case
-    record = next(read_records(out / "verify.jsonl"))
+    record = next(read_records(out / verify_cli.RESULTS_FILE))
     kept = record.extra["subject_output"]
     assert kept["bytes"] >= 20_000_000 and kept["start"].startswith("xxxx")
     assert len(kept["start"]) <= supervisor.EXCERPT_BYTES

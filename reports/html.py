@@ -56,8 +56,8 @@ DETAIL_ROWS = 50
 EXTRA_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("audit.json", "reports.audit.view", "Article audit"),
     ("mutants.json", "reports.mutation_view", "Mutation kill matrix"),
-    ("verify.json", "reports.verify_view", "Verify"),
     ("generated.json", "reports.generated_view", "Generated mutants"),
+    ("verify.json", "reports.verify_view", "Verify"),
 )
 
 _ENV = Environment(

@@ -1,5 +1,5 @@
-"""What every subcommand shares: exit codes, the one-line categorised usage error, list options, output, the
-stress options."""
+"""What every subcommand shares: exit codes, the one-line categorised usage error, list options, output,
+the stress options."""
 
 from __future__ import annotations
 
@@ -39,6 +39,29 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def add_stress_options(parser: Any) -> None:
+    """``--stress SHARE`` and ``--strict``, the same for ``run`` and ``verify``."""
+    parser.add_argument(
+        "--stress",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help=f"share of stress cases: saturated layers, logits near ±1000, larger m (default {STRESS_SHARE}; 0: none)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="precision findings (right but less precise than float64 allows) fail"
+    )
+
+
+def stress_share(value: float | None) -> float:
+    if value is None:
+        return STRESS_SHARE
+    try:
+        return check_share(value)
+    except ValueError as exc:
+        raise UsageError(f"--stress: {exc}", "usage") from None
+
+
 LIST_HELP = "A,B or A B"
 
 
@@ -70,26 +93,3 @@ def say(args: Any, line: str) -> None:
     """An informational line on stdout, suppressed by ``--quiet``; the final verdict line uses ``print``."""
     if not quiet(args):
         print(line, file=sys.stdout)
-
-
-def add_stress_options(parser: Any) -> None:
-    """``--stress SHARE`` and ``--strict``, the same for ``run`` and ``verify``."""
-    parser.add_argument(
-        "--stress",
-        type=float,
-        default=None,
-        metavar="SHARE",
-        help=f"share of stress cases: saturated layers, logits near ±1000, larger m (default {STRESS_SHARE}; 0: none)",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="precision findings (right but less precise than float64 allows) fail"
-    )
-
-
-def stress_share(value: float | None) -> float:
-    if value is None:
-        return STRESS_SHARE
-    try:
-        return check_share(value)
-    except ValueError as exc:
-        raise UsageError(f"--stress: {exc}", "usage") from None

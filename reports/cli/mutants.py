@@ -122,7 +122,8 @@ def generated_command(args: Any) -> int:
         report = refresh_campaign_report(out)
         if report is not None:
             say(args, f"report: {report} (with the generated mutants)")
-    print(render_text(data))  # the measurement itself: --quiet only silences the progress lines
+    text = render_text(data)
+    print(text.rstrip().splitlines()[-1] if quiet(args) and text.strip() else text)
     return EXIT_OK if targets_met(data) else EXIT_FOUND
 
 

@@ -47,8 +47,8 @@ def _call_arguments(node: ast.expr, name: str) -> dict[str, Any]:
 
 
 def find_case(case_id: str, directory: Path | None, stress_share: float) -> Case:
-    """The case named ``case_id``: from its campaign id (drawn with the campaign's ``stress_share``), else
-    from the records in ``directory``."""
+    """The case named ``case_id``: from its campaign id (under the campaign's ``stress_share``), else from
+    the records in ``directory``."""
     from reference_impl.generate import case_from_index
     from reports.campaign import parse_case_id
 

@@ -270,10 +270,12 @@ def replay_command(args: argparse.Namespace) -> int:
     directory = Path(args.out) if args.out is not None else None
     if directory is not None and not directory.is_dir():
         raise UsageError(f"--out {directory} is not a directory", "io")
+    # A campaign case depends on its campaign's stress share: the flag, else the stored campaign's.
     share = None if args.stress is None else stress_share(args.stress)
-    stored = campaign.read_campaign(directory) if directory is not None and share is None else None
-    if stored is not None:
-        share = campaign.CampaignConfig.from_dict(stored["config"]).stress
+    if share is None and directory is not None:
+        stored = campaign.read_campaign(directory)
+        if stored is not None:
+            share = campaign.CampaignConfig.from_dict(stored["config"]).stress
     case = find_case(args.case_id, directory, STRESS_SHARE if share is None else share)
     oracles = _oracle_list(joined(args.oracles))
     subject_target = args.subject or (stored_subject(directory) if directory is not None else None)
