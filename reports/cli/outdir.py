@@ -70,8 +70,10 @@ def foreign_record(results: Path, subject: str, seed: int) -> str | None:
             except json.JSONDecodeError:
                 continue  # a torn or corrupt line is the resume's own business, not a foreign record
             if not isinstance(record, dict) or not isinstance(record.get("subject"), str):
-                continue  # valid JSON that is no record (a wrong-typed subject): corrupt, quarantined by resume
-            case_id, owner = str(record.get("case_id", "")), record.get("subject")
+                continue  # not a record at all: resume quarantines such a line, it is not another campaign's
+            if not isinstance(record.get("case_id"), str):
+                continue
+            case_id, owner = record["case_id"], record["subject"]
             head, _, index = case_id.partition("-")
             if owner != subject:
                 return f"line {number} is a record of subject {owner!r} (campaign: {subject!r})"
