@@ -27,6 +27,10 @@ ORACLE_MODULES: tuple[str, ...] = (
     "oracles.numeric.richardson",
     "oracles.numeric.finite_diff",
 )
+# Oracles whose modules import neither torch nor SymPy, only NumPy: a process can compare a case with
+# them without seconds of imports (a campaign's main process does, while its workers start).  A test
+# holds them to it.
+LIGHT_ORACLES: tuple[str, ...] = ("complex_step", "richardson", "finite_diff")
 
 
 @dataclass(frozen=True)

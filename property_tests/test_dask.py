@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from property_tests.test_campaign import assert_every_case_once, comparable
-from reports import campaign
+from reports import campaign, executors
 from reports.campaign import CampaignConfig, run_campaign
 from reports.cli.app import main
 from reports.records import read_records
@@ -58,7 +58,7 @@ def test_cli_takes_the_scheduler_from_the_environment(
 def test_unreachable_scheduler_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(campaign, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", "1s")
     argv = ["run", "--out", str(tmp_path), "--examples", "1", "--oracles", "torch_autograd"]
     assert main([*argv, "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -25,7 +25,7 @@ from typing import Any
 from oracles.lifeline import exit_when_closed
 from oracles.registry import ORACLE_MODULES
 
-WORKER_PRELOAD = ("reports.campaign", *ORACLE_MODULES)
+WORKER_PRELOAD = ("reports.executors", *ORACLE_MODULES)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -48,6 +48,9 @@ def start_workers_early() -> None:
 
 def limit_threads() -> None:
     # Two processes on two cores: nested BLAS/torch threads on tiny matrices only contend.
+    from oracles.numeric.parallel import pin_single_threaded_blas
+
+    pin_single_threaded_blas()
     try:
         import torch
 

@@ -9,7 +9,8 @@ the comparison is always per entry.  Localisation is per parameter block, then p
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -173,6 +174,9 @@ def check_case(
     *,
     dtype: str = "float64",
     outputs: dict[str, OracleOutput] | None = None,
+    compared: Collection[str] = (),
+    check_loss: bool = True,
+    answer: SubjectAnswer | None = None,
 ) -> list[Record]:
     """Run ``subject`` on ``case`` and compare it with every (chosen) oracle that supports the case.
 
@@ -180,35 +184,57 @@ def check_case(
     a ``loss`` companion also gets a ``loss`` record against the first oracle (one whose full evaluation
     was made anyway, when there is one).  What an isolated subject printed during the call is kept,
     bounded, in every record's ``extra["subject_output"]``.
+
+    A case can be checked in two parts (a campaign's main process compares the cheap oracles while its
+    workers start): ``compared`` names oracles among the chosen ones that the other part compared, which
+    are not compared again, though their full outputs, passed in ``outputs``, still choose the loss
+    check's judge as they would in one part; ``check_loss=False`` leaves the loss check to the other part;
+    ``answer`` is the subject's answer that part got (:func:`subject_answer`), so it is not asked twice.
     """
-    call = call_subject(subject, case)
+    answer = subject_answer(subject, case) if answer is None else answer
+    call, deltas = answer.call, answer.deltas
     oracles = oracles_for_case(case, oracle_names)
+    todo = [o for o in oracles if o.name not in compared]
     if call.failure is not None or call.grads is None:
         failure = call.failure
         assert failure is not None
         faults = [
             protocol_record(case, subject.name, o.name, failure.category, failure.message, failure.parameter)
-            for o in oracles
+            for o in todo
         ]
         return with_call_notes(faults, call)
-    deltas = None
-    if subject.deltas is not None:
-        params, X, Y = case.arrays()
-        deltas = subject.deltas(case.spec, params, X, Y)
     records: list[Record] = []
     if outputs is None:
         outputs = {}
-    for oracle in oracles:
-        compared = compare_to_oracle(
+    for oracle in todo:
+        compared_now = compare_to_oracle(
             case, subject.name, call.grads, oracle, dtype=dtype, subject_deltas=deltas, outputs=outputs
         )
-        for record in compared:
+        for record in compared_now:
             record.elapsed += call.elapsed
             records.append(record)
-    if subject.loss is not None and oracles:
+    if check_loss and subject.loss is not None and oracles:
         judge = next((o for o in oracles if o.name in outputs), oracles[0])
         records.append(loss_record(case, subject, judge, outputs.get(judge.name)))
     return with_call_notes(records, call)
+
+
+@dataclass(frozen=True)
+class SubjectAnswer:
+    """A subject's answer on one case: its call (gradients or fault) and its δ (``deltas[l-1]`` is
+    ``(n_l, m)``) when it exposes them and the call succeeded."""
+
+    call: SubjectCall
+    deltas: tuple[Array, ...] | None
+
+
+def subject_answer(subject: Subject, case: Case) -> SubjectAnswer:
+    call = call_subject(subject, case)
+    deltas = None
+    if subject.deltas is not None and call.failure is None and call.grads is not None:
+        params, X, Y = case.arrays()
+        deltas = tuple(subject.deltas(case.spec, params, X, Y))
+    return SubjectAnswer(call, deltas)
 
 
 def with_call_notes(records: list[Record], call: SubjectCall) -> list[Record]:
