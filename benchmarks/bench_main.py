@@ -1,14 +1,15 @@
 """The main job, measured side by side in one run: the README campaign, each oracle, gradcheck, ``verify``.
 
     python -m benchmarks.bench_main [--examples 500] [--seed 1] [--cases 200] [--exact-every 40]
-                                    [--verify-examples 100] [--skip-cli]
+                                    [--verify-examples 100] [--repeats 3] [--skip-cli]
 
 Printed, in this order:
 
 1. the README's first command, ``backprop-check run --examples 500 --seed 1 --out DIR``, run as a user
-   runs it (a fresh process, the default oracle set and workers): cases per second over the whole
-   command and over the campaign phase the CLI reports, and which oracle checked how many cases
-   (``campaign.json``'s coverage, counted from the records);
+   runs it (a fresh process, the default oracle set and workers), ``--repeats`` times: the median
+   cases per second over the whole command, how many cases the main process started while the workers
+   imported torch, the CPU of each part (and the wall time all of it needs on two idle cores at best),
+   and which oracle checked how many cases (``campaign.json``'s coverage, counted from the records);
 2. where the time goes, in one process on one thread over the first ``--cases`` cases of the same
    campaign, in CPU seconds (sections 2-4 use CPU time, which other processes on a shared machine
    inflate far less than wall time): the subject, each oracle's comparisons on the cases the default
@@ -17,8 +18,8 @@ Printed, in this order:
 4. the same cases through a plain loop of ``torch.autograd.gradcheck`` (float64, its defaults), the
    check a user would otherwise write around torch alone;
 5. ``backprop-check verify --examples 100`` on a correct subject (the reference) and on a buggy one (a
-   planted mutant), diagnosis included: wall and CPU time of each command (one process: on an idle
-   machine its wall time is about its CPU time).
+   planted mutant), diagnosis included: median wall and CPU time of each command (one process: on an
+   idle machine its wall time is about its CPU time).
 
 Targets (2 cores): ≥ 100 cases/s for (1) with every oracle; verify ≤ 5 s correct, ≤ 15 s buggy.  On a
 shared machine the absolute figures move with the load: the load average is printed before and after.
@@ -49,6 +50,7 @@ from oracles.verdicts.compare import compare_to_oracle
 from reference_impl.case import Case
 from reference_impl.generate import case_from_index
 from reports import campaign, oracle_plan
+from reports.worker_pool import WORKER_PRELOAD
 
 BUGGY_SUBJECT = "property_tests.mutation.planted:scale_layer1"
 CORRECT_SUBJECT = "reference_impl:gradients"
@@ -71,30 +73,43 @@ def command(args: list[str]) -> tuple[float, float, int, str]:
     return time.perf_counter() - start, _children_cpu() - cpu, done.returncode, done.stdout
 
 
-def readme_campaign(examples: int, seed: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "results"
-        wall, parent_cpu, code, _ = command(
-            ["run", "--examples", str(examples), "--seed", str(seed), "--out", str(out)]
-        )
-        meta = json.loads((out / campaign.CAMPAIGN_FILE).read_text(encoding="utf-8"))
+def preload_cpu() -> float:
+    """CPU seconds of the fork server's imports (torch, SymPy, the oracles), in a fresh process."""
+    start = _children_cpu()
+    modules = ", ".join(WORKER_PRELOAD)
+    subprocess.run([sys.executable, "-c", f"import {modules}"], check=True, env=dict(os.environ))
+    return _children_cpu() - start
+
+
+def readme_campaign(examples: int, seed: int, repeats: int) -> None:
+    walls: list[float] = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "results"
+            wall, parent_cpu, code, _ = command(
+                ["run", "--examples", str(examples), "--seed", str(seed), "--out", str(out)]
+            )
+            meta = json.loads((out / campaign.CAMPAIGN_FILE).read_text(encoding="utf-8"))
+        walls.append(wall)
     last = meta["last_run"]
-    print(f"1. README command: backprop-check run --examples {examples} --seed {seed} (exit {code})")
-    print(f"   whole command    {wall:7.2f} s  {examples / wall:7.1f} cases/s (start-up, workers, report included)")
+    median = float(np.median(walls))
+    print(f"1. README command: backprop-check run --examples {examples} --seed {seed} (exit {code}), {repeats} runs")
     print(
-        f"   campaign phase   {last['wall_seconds']:7.2f} s  {examples / last['wall_seconds']:7.1f} cases/s "
-        f"({last['executor']}, worker compute {last['compute_seconds']:.2f} s, idle share "
-        f"{last['scheduling_overhead']:.0%})"
+        f"   whole command    {median:7.2f} s  {examples / median:7.1f} cases/s median (start-up, workers, report "
+        f"included; runs {min(walls):.2f}-{max(walls):.2f} s)"
+    )
+    early = last.get("cases_started_while_workers_booted", 0)
+    print(
+        f"   campaign phase   {last['wall_seconds']:7.2f} s  ({last['executor']}; the main process compared "
+        f"{early} cases with the light oracles while the workers imported torch, the workers finished them)"
     )
     cpu = last.get("compute_cpu_seconds", 0.0)
+    boot = preload_cpu()
+    idle = (parent_cpu + cpu + boot) / 2
     print(
-        f"   worker CPU       {cpu:7.2f} s  = {1e3 * cpu / examples:.1f} ms/case; on an idle 2-core machine the "
-        f"campaign phase would take ≈ {cpu / 2:.2f} s = {2 * examples / cpu:.0f} cases/s"
-    )
-    idle = parent_cpu + cpu / 2
-    print(
-        f"   whole command on an idle 2-core machine ≈ CLI process CPU {parent_cpu:.2f} s (imports, records, "
-        f"report) + workers' CPU / 2 ≈ {idle:.2f} s = {examples / idle:.0f} cases/s"
+        f"   CPU of the last run: main process {parent_cpu:.2f} s (imports, early cases, records, report), "
+        f"workers {cpu:.2f} s, worker imports ≈ {boot:.2f} s once; all of it on 2 idle cores ≥ {idle:.2f} s "
+        f"= ≤ {examples / idle:.0f} cases/s"
     )
     print("   oracle coverage (from the records):")
     for name, row in meta["coverage"]["oracles"].items():
@@ -197,10 +212,12 @@ def gradcheck_loop(cases: list[Case]) -> None:
     )
 
 
-def verify_times(examples: int) -> None:
-    print(f"5. backprop-check verify --examples {examples}, diagnosis included:")
+def verify_times(examples: int, repeats: int) -> None:
+    print(f"5. backprop-check verify --examples {examples}, diagnosis included ({repeats} runs each, medians):")
     for label, subject in (("correct", CORRECT_SUBJECT), ("buggy", BUGGY_SUBJECT)):
-        wall, cpu, code, out = command(["verify", subject, "--examples", str(examples)])
+        runs = [command(["verify", subject, "--examples", str(examples)]) for _ in range(repeats)]
+        wall, cpu = float(np.median([r[0] for r in runs])), float(np.median([r[1] for r in runs]))
+        code, out = runs[-1][2], runs[-1][3]
         first = out.splitlines()[0] if out else ""
         print(f"   {label:8s} {subject:45s} {wall:6.2f} s wall, {cpu:5.2f} s CPU (exit {code}) {first[:70]}")
 
@@ -213,14 +230,15 @@ def main() -> None:
     parser.add_argument("--exact-every", type=int, default=40, help="cases for sympy_exact on every case")
     parser.add_argument("--verify-examples", type=int, default=100)
     parser.add_argument("--skip-cli", action="store_true", help="skip the two commands run as subprocesses")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each command (medians are printed)")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}; numpy {np.__version__}")
     if not args.skip_cli:
-        readme_campaign(args.examples, args.seed)
+        readme_campaign(args.examples, args.seed, args.repeats)
     cases = per_oracle(args.cases, args.seed, args.exact_every)
     gradcheck_loop(cases)
     if not args.skip_cli:
-        verify_times(args.verify_examples)
+        verify_times(args.verify_examples, args.repeats)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

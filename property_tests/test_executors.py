@@ -3,6 +3,7 @@ records are the same as when every case runs in one process."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -61,6 +62,8 @@ def test_a_pool_campaign_with_an_early_phase_writes_the_records_of_an_in_process
     assert pooled.cases == 11 and pooled.failed_cases == 0
     written = assert_every_case_once(tmp_path / "pool" / campaign.RESULTS_FILE, 8, 11)
     assert comparable(written) == comparable(list(read_records(tmp_path / "serial" / campaign.RESULTS_FILE)))
+    meta = json.loads((tmp_path / "pool" / campaign.CAMPAIGN_FILE).read_text(encoding="utf-8"))
+    assert meta["last_run"]["cases_started_while_workers_booted"] == early_cases
 
 
 def test_the_first_worker_future_completes_once_the_pool_runs_a_task() -> None:

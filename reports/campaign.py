@@ -267,12 +267,14 @@ def _run_campaign(
         progress.failures = failed_before
     start = time.perf_counter()
     compute = cpu = 0.0
+    started_early = 0
     ran = failed_now = written = 0
     try:
         with guard, RecordWriter(results, sync_seconds=SYNC_SECONDS) as writer:
             for result in runner:
                 compute += result.compute_seconds
                 cpu += result.cpu_seconds
+                started_early += result.started_elsewhere
                 for index, records in result.cases:
                     tally.add(records, result.skipped.get(index, {}))
                     with guard.writing_case():
@@ -314,6 +316,8 @@ def _run_campaign(
         "wall_seconds": round(wall, 3),
         "compute_seconds": round(compute, 3),
         "compute_cpu_seconds": round(cpu, 3),
+        # Cases whose light oracles this process compared while the pool's workers were starting.
+        "cases_started_while_workers_booted": started_early,
         "batch_size": size,
         "batches": len(work),
         "scheduling_overhead": round(result_summary.scheduling_overhead, 4),

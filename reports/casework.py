@@ -242,6 +242,7 @@ class BatchResult:
     compute_seconds: float  # wall time inside the worker: the part that is not scheduling overhead
     skipped: dict[int, dict[str, str]] = field(default_factory=dict)  # index -> {oracle: why it did not check}
     cpu_seconds: float = 0.0  # CPU time of the worker process on the batch: what a busy machine does not inflate
+    started_elsewhere: int = 0  # cases of the batch whose light oracles the main process compared
 
 
 def run_batch(
@@ -261,4 +262,5 @@ def run_batch(
     for index in indices:
         records, skipped[index] = planned_case(config, index, timeout, (early or {}).get(index))
         cases.append((index, records))
-    return BatchResult(cases, time.perf_counter() - start, skipped, time.process_time() - cpu)
+    elsewhere = sum(1 for index in indices if (early or {}).get(index) is not None)
+    return BatchResult(cases, time.perf_counter() - start, skipped, time.process_time() - cpu, elsewhere)
