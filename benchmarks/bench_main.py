@@ -22,7 +22,8 @@ Printed, in this order:
    idle machine its wall time is about its CPU time).
 
 Targets (2 cores): ≥ 100 cases/s for (1) with every oracle; verify ≤ 5 s correct, ≤ 15 s buggy.  On a
-shared machine the absolute figures move with the load: the load average is printed before and after.
+shared machine the absolute figures move with the load and with the host's speed: the load average and
+the time of a fixed Python loop are printed before and after.
 """
 
 from __future__ import annotations
@@ -54,6 +55,18 @@ from reports.worker_pool import WORKER_PRELOAD
 
 BUGGY_SUBJECT = "property_tests.mutation.planted:scale_layer1"
 CORRECT_SUBJECT = "reference_impl:gradients"
+
+
+def python_loop_seconds() -> float:
+    """Seconds for a fixed pure-Python loop: how fast this (shared, virtual) machine runs right now.
+
+    On the development VM it moved between 0.69 and 1.18 s within an hour at the same load average, and
+    every wall-time figure here moves with it: compare runs by this figure as well as by the load."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(10**7):
+        total += i
+    return time.perf_counter() - start
 
 
 def _children_cpu() -> float:
@@ -232,14 +245,17 @@ def main() -> None:
     parser.add_argument("--skip-cli", action="store_true", help="skip the two commands run as subprocesses")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each command (medians are printed)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}; numpy {np.__version__}")
+    print(
+        f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}; numpy {np.__version__}; "
+        f"machine speed: a 10^7-step Python loop takes {python_loop_seconds():.2f} s"
+    )
     if not args.skip_cli:
         readme_campaign(args.examples, args.seed, args.repeats)
     cases = per_oracle(args.cases, args.seed, args.exact_every)
     gradcheck_loop(cases)
     if not args.skip_cli:
         verify_times(args.verify_examples, args.repeats)
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}; the Python loop now takes {python_loop_seconds():.2f} s")
 
 
 if __name__ == "__main__":
