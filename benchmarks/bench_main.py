@@ -60,8 +60,8 @@ CORRECT_SUBJECT = "reference_impl:gradients"
 def python_loop_seconds() -> float:
     """Seconds for a fixed pure-Python loop: how fast this (shared, virtual) machine runs right now.
 
-    On the development VM it moved between 0.69 and 1.18 s within an hour at the same load average, and
-    every wall-time figure here moves with it: compare runs by this figure as well as by the load."""
+    On the development VM it moved by 1.7x within an hour at the same load average, and every wall-time
+    figure here moves with it: compare runs by this figure as well as by the load."""
     start = time.perf_counter()
     total = 0
     for i in range(10**7):
