@@ -1,4 +1,5 @@
-"""Campaign processes and files under stress: kill -9, SIGTERM with workers, two writers, corrupt lines."""
+"""Campaign processes and files under stress: kill -9, SIGTERM with workers (also while they boot), two
+writers, corrupt lines."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from reports.cli.app import main
 from reports.records import read_records
 from reports.resume import QUARANTINE_FILE
 
+from .test_campaign import assert_every_case_once
+
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_RIGHT = """
 import time
@@ -25,6 +28,22 @@ from reference_impl import gradients as _gradients
 
 
 def gradients(spec, params, X, Y):
+    time.sleep(0.02)
+    return _gradients(spec, params, X, Y)
+"""
+
+
+# Says which process called it: the campaign's main process calls it during the early phase (through the
+# subject's supervised worker, whose parent is the main process), pool workers afterwards.
+CALLER_LOGGING = """
+import os
+import time
+from reference_impl import gradients as _gradients
+
+
+def gradients(spec, params, X, Y):
+    with open(os.environ["CALLER_LOG"], "a") as log:
+        log.write(f"{os.getppid()}\\n")
     time.sleep(0.02)
     return _gradients(spec, params, X, Y)
 """
@@ -124,6 +143,36 @@ def test_sigterm_with_workers_stops_within_seconds_keeping_whole_cases(
         time.sleep(0.1)
     survivors = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in below if alive(pid)}
     assert not survivors
+
+
+def test_sigterm_while_the_workers_boot_stops_cleanly_and_resume_completes(tmp_path: Path) -> None:
+    directory = tmp_path / "subjects"
+    directory.mkdir()
+    (directory / "safety_caller_logging.py").write_text(CALLER_LOGGING, encoding="utf-8")
+    log = tmp_path / "callers.txt"
+    env = dict(os.environ, CALLER_LOG=str(log))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(directory), env.get("PYTHONPATH", "")])
+    out = tmp_path / "out"
+    # Every oracle (the light ones included), so the main process starts cases while the workers boot.
+    command = [sys.executable, "-m", "reports", "run", "--out", str(out), "--examples", "40", "--workers", "2"]
+    command += ["--subject", "safety_caller_logging:gradients"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (log.exists() and str(process.pid) in log.read_text().split()):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)  # the main process is comparing its first cases
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    results = out / campaign.RESULTS_FILE
+    written = Counter(r.case_id for r in read_records(results)) if results.exists() else Counter()
+    assert all(count == 1 for count in written.values())  # whole cases only (none, most likely)
+    resumed = subprocess.run(
+        [*command, "--resume", "--quiet"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert_every_case_once(results, 1, 40)
 
 
 def test_a_second_writer_gets_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
