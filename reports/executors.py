@@ -72,12 +72,12 @@ def run_on_pool(
     pending: set[Future[BatchResult]] = set()
     finished = False
     try:
-        queue: deque[tuple[list[int], dict[int, EarlyPart | None] | None]] = deque((indices, None) for indices in work)
         started = start_while_workers_boot(config, work, first_worker(executor), stop, timeout)
-        if started:
-            begun = {index for part in started for index in part}
-            remaining = [[i for i in indices if i not in begun] for indices in work]
-            queue = deque([(list(part), part) for part in started] + [(rest, None) for rest in remaining if rest])
+        begun = {index for part in started for index in part}
+        rest = [[i for i in indices if i not in begun] for indices in work]
+        queue: deque[tuple[list[int], dict[int, EarlyPart | None] | None]] = deque(
+            [(list(part), part) for part in started] + [(indices, None) for indices in rest if indices]
+        )
         # Keep two batches per worker in flight: workers never idle, and an interrupt wastes little.
         while (queue or pending) and not stop():
             while queue and len(pending) < 2 * workers:

@@ -203,30 +203,15 @@ def _from_ladder(layer: int, name: str, loss: str, is_output: bool, broke: dict[
             )
     elif name == "tanh":
         stable = "np.tanh(z), and tanh' = 1 − tanh² (or sech²(z) = (2e^(−|z|)/(1 + e^(−2|z|)))²)"
+        thresholds = (
+            (354.0, "e^(2z) overflows for |z| > 354.89 (tanh written (e^(2z) − 1)/(e^(2z) + 1))"),
+            (709.0, "e^|z| overflows for |z| > 709.78 (tanh written (e^z − e^(−z))/(e^z + e^(−z)))"),
+            (19.0, "tanh(z) rounds to exactly ±1 for |z| ≥ 19.06 and the subject divides by 1 − tanh²"),
+        )
         for sign in (1.0, -1.0):
-            if _between(broke, 354.0 * sign, 355.0 * sign):
-                add(
-                    "e^(2z) overflows for |z| > 354.89 (tanh written (e^(2z) − 1)/(e^(2z) + 1))",
-                    stable,
-                    354.0 * sign,
-                    355.0 * sign,
-                )
-                break
-            if _between(broke, 709.0 * sign, 710.0 * sign):
-                add(
-                    "e^|z| overflows for |z| > 709.78 (tanh written (e^z − e^(−z))/(e^z + e^(−z)))",
-                    stable,
-                    709.0 * sign,
-                    710.0 * sign,
-                )
-                break
-            if _between(broke, 19.0 * sign, 20.0 * sign):
-                add(
-                    "tanh(z) rounds to exactly ±1 for |z| ≥ 19.06 and the subject divides by 1 − tanh²",
-                    stable,
-                    19.0 * sign,
-                    20.0 * sign,
-                )
+            hit = next((t for t in thresholds if _between(broke, t[0] * sign, (t[0] + 1.0) * sign)), None)
+            if hit is not None:
+                add(hit[1], stable, hit[0] * sign, (hit[0] + 1.0) * sign)
                 break
     elif name == "softplus":
         stable = "softplus(z) = max(z, 0) + log1p(e^(−|z|)) (np.logaddexp(0, z)), softplus' = 1/(1 + e^(−z))"

@@ -77,33 +77,26 @@ def taylor_block(
 ) -> TaylorResult:
     """The block's verdict along a random direction, or along the first of up to :data:`DIRECTIONS` that
     is conclusive (``notes["directions"]``: how many were tried)."""
+    eps = np.asarray(epsilons, dtype=np.float64)
+    base = base_tape(spec, params, X, Y).loss
     tried = 0
     while True:
         tried += 1
-        result = _along_one_direction(spec, params, X, Y, grads, block, rng, epsilons)
+        direction = block_direction(spec, params, block, rng)
+        evaluation = direction_losses(spec, params, X, Y, [direction], eps[None, :])
+        slope = float(np.sum(np.asarray(grads[block]) * direction[block]))
+        result = _verdict(block, eps, evaluation.losses[0].real, evaluation.crossed[0], base, slope, spec.depth)
         if result.verdict != "inconclusive" or tried == DIRECTIONS:
             return replace(result, notes={**result.notes, "directions": tried})
 
 
-def _along_one_direction(
-    spec: Spec,
-    params: Mapping[str, Array],
-    X: Array,
-    Y: Array,
-    grads: Mapping[str, Array],
-    block: str,
-    rng: np.random.Generator,
-    epsilons: Sequence[float],
+def _verdict(
+    block: str, eps: Array, losses: Array, crossed: np.ndarray, base: float, slope: float, depth: int
 ) -> TaylorResult:
-    direction = block_direction(spec, params, block, rng)
-    eps = np.asarray(epsilons, dtype=np.float64)
-    evaluation = direction_losses(spec, params, X, Y, [direction], eps[None, :])
-    losses, crossed = evaluation.losses[0].real, evaluation.crossed[0]
-    base = base_tape(spec, params, X, Y).loss
-    slope = float(np.sum(np.asarray(grads[block]) * direction[block]))
+    """Rates and verdict from L(θ + εv) for each ε, L(θ) and ⟨g, v⟩ along one direction."""
     residuals = np.abs(losses - base - eps * slope)
     # Rounding of L(θ+εv) − L(θ) − ε⟨g,v⟩: a few hundred ulps of the values that were subtracted.
-    noise = NOISE_ULPS * EPS * (np.abs(losses) + abs(base) + np.abs(eps * slope)) * spec.depth
+    noise = NOISE_ULPS * EPS * (np.abs(losses) + abs(base) + np.abs(eps * slope)) * depth
     clean = (residuals > noise) & ~crossed
     rates: list[float] = []
     for k in range(eps.size - 1):
